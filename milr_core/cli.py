@@ -1,0 +1,157 @@
+"""`milr` command line: generate, plugins."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import MilrError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="MILR: test-time latent reasoning for image generators.")
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_BACKBONE = "janus-tiny"
+DEFAULT_CRITIC = "self"
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48] or "prompt"
+
+
+@app.command()
+def generate(
+    prompt: str = typer.Argument(..., help="What the image should show."),
+    backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", "-b", help="Backbone name (see `milr plugins`) or a local checkpoint folder."),
+    critic: str = typer.Option(DEFAULT_CRITIC, "--critic", "-c", help="Critic name (see `milr plugins`)."),
+    strategy: Optional[str] = typer.Option(None, "--strategy", "-s", help="joint, alt, t2v, text-only, image-only."),
+    steps: Optional[int] = typer.Option(None, "--steps", "-k", help="K: optimisation steps."),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Images per step (leave-one-out baseline when > 1)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate on the latents."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Stop once a reward exceeds this."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of RunConfig settings."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/<prompt>-<time>)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty output folder."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: best available)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, float16 (default: by device)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Generate an image for PROMPT and improve it with MILR until the critic is satisfied."""
+    from .config import load_config
+    from .plugins import registry
+
+    try:
+        if not prompt.strip():
+            raise MilrError("the prompt is empty")
+        cfg = load_config(
+            config, steps=steps, samples=samples, lr=lr, threshold=threshold, seed=seed, strategy=strategy
+        )
+        reg = registry()
+        # check every name before loading anything heavy
+        strategy_obj = reg.create("strategy", cfg.strategy)
+        critic_entry = reg.get("critic", critic)
+        backbone_obj = reg.backbone(backbone, device=device, dtype=dtype)
+        critic_obj = critic_entry.factory(backbone=backbone_obj)
+        root = out_dir or Path("runs") / f"{_slug(prompt)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        from .runs import RunDir
+
+        run_dir = RunDir(root, overwrite=overwrite)
+        run_dir.write_config(
+            {"prompt": prompt, "backbone": backbone, "critic": critic, "run": cfg.model_dump()}
+        )
+        result = _run_with_progress(backbone_obj, critic_obj, strategy_obj, prompt, cfg, run_dir, quiet=as_json)
+        run_dir.write_final(result)
+    except MilrError as exc:
+        fail(str(exc), exc.exit_code)
+
+    summary = {
+        "out": str(root),
+        "final_image": str(root / "final.png"),
+        "best_reward": result.best_reward,
+        "best_step": result.best_step,
+        "steps_run": len(result.steps) - 1,
+        "stopped_early": result.stopped_early,
+        "reasoning": result.best_reasoning,
+        "rewards": [s.rewards for s in result.steps],
+    }
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        out.print(f"best reward [bold]{result.best_reward:.3f}[/] at step {result.best_step}; image: {root / 'final.png'}")
+        out.print(f"reasoning: {result.best_reasoning}", highlight=False)
+
+
+def _run_with_progress(backbone, critic, strategy, prompt, cfg, run_dir, quiet: bool):
+    from .engine import run_milr
+    from .interfaces import PromptRecord
+
+    progress = Progress(
+        TextColumn("[bold]MILR[/]"),
+        BarColumn(),
+        TextColumn("step {task.completed}/{task.total}"),
+        TextColumn("reward {task.fields[reward]}  best {task.fields[best]}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+    )
+    best = [float("-inf")]
+
+    with progress:
+        task = progress.add_task("milr", total=cfg.steps, reward="-", best="-")
+
+        def on_step(step):
+            run_dir.write_step(step)
+            valid = [r for r in step.rewards if r == r]
+            if valid:
+                best[0] = max(best[0], *valid)
+            last = f"{max(valid):.3f}" if valid else "nan"
+            progress.update(task, completed=step.step, reward=last, best=f"{best[0]:.3f}")
+
+        return run_milr(backbone, critic, strategy, PromptRecord(prompt), cfg, on_step=on_step)
+
+
+@app.command()
+def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List the backbones, critics and strategies that are installed, and where each comes from."""
+    from .plugins import KINDS, registry
+
+    reg = registry()
+    if as_json:
+        data = {
+            kind: [{"name": e.name, "source": e.source, "description": e.description} for e in reg.entries[kind].values()]
+            for kind in KINDS
+        }
+        data["failures"] = [{"source": s, "error": e} for s, e in reg.failures]
+        print(json.dumps(data, indent=2))
+        return
+    table = Table("kind", "name", "from", "description")
+    for kind in KINDS:
+        for name in reg.names(kind):
+            e = reg.entries[kind][name]
+            table.add_row(kind, name, e.source, e.description)
+    out.print(table)
+    for source, error in reg.failures:
+        err.print(f"[yellow]plugin {source} failed to load:[/] {error}", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,85 @@
+"""Run configuration: validated once at the edge (CLI, files), typed inside."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import MilrError
+
+
+class RunConfig(BaseModel):
+    """Everything that decides what one MILR run does (MILR.md, Algorithm 1)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    steps: int = Field(20, ge=0, le=1000, description="K: optimisation steps after the first image (0 = baseline only).")
+    lr: float = Field(0.03, gt=0, le=10, description="Learning rate of the optimiser on the latents (paper: 0.03).")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimiser on the latents.")
+    text_ratio: float = Field(0.2, gt=0, le=1, description="lambda_t: share of reasoning-text tokens whose latents are optimised.")
+    image_ratio: float = Field(0.02, gt=0, le=1, description="lambda_v: share of image tokens whose latents are optimised.")
+    threshold: float = Field(0.9, ge=0, le=1, description="tau: stop as soon as a reward exceeds it.")
+    samples: int = Field(1, ge=1, le=64, description="Images per step; >1 uses a leave-one-out baseline.")
+    baseline: float = Field(
+        1.0, ge=0, le=1, description="Reward baseline with one sample per step (1.0 = the reference's r-1 convention)."
+    )
+    seed: int = Field(0, description="Seed of every random choice in the run.")
+    cfg_scale: float = Field(5.0, ge=1, le=50, description="Classifier-free guidance scale for image tokens.")
+    temperature: float = Field(1.0, gt=0, le=10, description="Sampling temperature of image tokens.")
+    text_temperature: float = Field(
+        0.0, ge=0, le=10, description="Temperature of the first reasoning text and its continuations (0 = greedy)."
+    )
+    max_reasoning_tokens: int = Field(256, ge=1, le=4096, description="Most new tokens of reasoning text.")
+    l2: float = Field(0.0, ge=0, description="Weight of the L2 pull of latents towards their start values.")
+    strategy: str = Field("joint", description="Which latents move at each step: joint, alt, t2v, text-only, image-only.")
+
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise MilrError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise MilrError(f"{path}: YAML configs need PyYAML (pip install pyyaml)") from None
+            data = yaml.safe_load(text) or {}
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise MilrError(f"{path}: config files must end in .toml, .yaml, .yml or .json")
+    except MilrError:
+        raise
+    except Exception as exc:  # parse errors of three libraries
+        raise MilrError(f"{path}: not valid {path.suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise MilrError(f"{path}: expected a table of settings at the top level")
+    return data.get("run", data)
+
+
+def describe(exc: ValidationError, where: str = "config") -> str:
+    """One line naming each bad field, its value and what is allowed."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "config"
+        parts.append(f"{field}={err.get('input')!r}: {err['msg']}")
+    return f"invalid {where}: " + "; ".join(parts)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
+    """File settings (optional), then overrides that are not None."""
+    data = _read_file(Path(path)) if path else {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return RunConfig(**data)
+    except ValidationError as exc:
+        raise MilrError(describe(exc, str(path) if path else "config")) from None

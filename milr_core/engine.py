@@ -1,0 +1,265 @@
+"""The MILR loop (Algorithm 1 of arXiv 2509.22761): REINFORCE on latent vectors.
+
+Step 0 writes the reasoning text and the first image(s) and reads the latents:
+the final-layer hidden states behind the first ceil(text_ratio * T) reasoning
+tokens and the first ceil(image_ratio * N) image tokens. Every later step
+1. updates the moving latent groups with Adam on
+   -(r - b) * log p(prefix | z)  (+ an optional L2 pull to the start),
+   where the prefix tokens and rewards r are those of the previous step;
+2. reads new prefix tokens from the updated latents (text: argmax with one
+   sample per step, sampled otherwise; image: sampled), regenerates the
+   reasoning text when text latents moved and the image always, and
+3. scores the new image(s) with the critic.
+It stops once a reward exceeds the threshold and returns the best image seen.
+Nothing here knows a model: the backbone's heads are the policy.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .config import RunConfig
+from .interfaces import IMAGE, TEXT, Backbone, Critic, Drawing, PromptRecord, Strategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Step:
+    """What one step produced: one entry per sample."""
+
+    step: int
+    groups: list[str]
+    rewards: list[float]
+    details: list[str]
+    reasoning: list[str]
+    images: list = field(repr=False)  # PIL images
+    loss: float | None
+    seconds: float
+
+    def trace(self) -> dict:
+        """The JSON-serialisable part (images are written by the caller)."""
+        return {
+            "step": self.step,
+            "groups": self.groups,
+            "rewards": self.rewards,
+            "details": self.details,
+            "reasoning": self.reasoning,
+            "loss": self.loss,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+@dataclass
+class Result:
+    steps: list[Step]
+    best_step: int
+    best_sample: int
+    best_reward: float
+    stopped_early: bool
+
+    @property
+    def best_image(self):
+        return self.steps[self.best_step].images[self.best_sample]
+
+    @property
+    def best_reasoning(self) -> str:
+        return self.steps[self.best_step].reasoning[self.best_sample]
+
+    @property
+    def images_generated(self) -> int:
+        return sum(len(s.images) for s in self.steps)
+
+
+def prefix_length(ratio: float, total: int) -> int:
+    return min(total, math.ceil(ratio * total))
+
+
+def advantages(rewards: torch.Tensor, baseline: float) -> torch.Tensor:
+    """r - b: a fixed baseline for one sample, leave-one-out for several."""
+    n = rewards.numel()
+    if n == 1:
+        return rewards - baseline
+    return rewards - (rewards.sum() - rewards) / (n - 1)
+
+
+def log_prob(logits: torch.Tensor, prefixes: torch.Tensor) -> torch.Tensor:
+    """Sum over positions of log p(prefix token | latent), per sample.
+
+    logits (m, V) from m latents; prefixes (S, m) -> (S,).
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return logp.gather(-1, prefixes.T.to(logp.device)).sum(0)
+
+
+class Milr:
+    """One MILR search over one prompt; `run()` is the whole of Algorithm 1."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        critic: Critic,
+        strategy: Strategy,
+        config: RunConfig,
+        on_step: Callable[[Step], None] | None = None,
+    ):
+        self.backbone, self.critic, self.strategy, self.config = backbone, critic, strategy, config
+        self.on_step = on_step or (lambda step: None)
+        self.generator = torch.Generator(device=backbone.device).manual_seed(config.seed)
+
+    # -- generation --------------------------------------------------------
+    def _draw(self, prompt: str, reasoning: list[str], prefixes: torch.Tensor | None, keep: int) -> Drawing:
+        """Draw len(reasoning) images in as few calls as memory allows; halve on OOM."""
+        c = self.config
+        rows = max(1, self.backbone.max_rows())
+        parts: list[Drawing] = []
+        start = 0
+        while start < len(reasoning):
+            stop = min(len(reasoning), start + rows)
+            try:
+                parts.append(
+                    self.backbone.draw(
+                        prompt,
+                        reasoning[start:stop],
+                        None if prefixes is None else prefixes[start:stop],
+                        cfg_scale=c.cfg_scale,
+                        temperature=c.temperature,
+                        keep_hidden=keep,
+                        generator=self.generator,
+                    )
+                )
+                start = stop
+            except torch.OutOfMemoryError:
+                if rows == 1:
+                    raise
+                rows //= 2
+                log.warning("out of memory while drawing; retrying with %d rows per call", rows)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+        return Drawing(torch.cat([p.tokens for p in parts]), torch.cat([p.hidden for p in parts]))
+
+    def _score(self, images: list, record: PromptRecord) -> tuple[list[float], list[str]]:
+        scores = self.critic.score(images, record)
+        rewards = [float(s.value) for s in scores]
+        details = [s.detail for s in scores]
+        for i, r in enumerate(rewards):
+            if math.isnan(r):
+                log.warning("critic %s returned NaN for sample %d; it is left out of the update", self.critic.name, i)
+                details[i] = f"NaN reward (skipped): {details[i]}"
+        return rewards, details
+
+    def _sample_prefix(self, logits: torch.Tensor, n: int, temperature: float) -> torch.Tensor:
+        """n prefixes (n, m) from per-position logits (m, V); temperature 0 = argmax."""
+        if temperature == 0:
+            return logits.argmax(-1).expand(n, -1).clone()
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+        return torch.multinomial(probs, n, replacement=True, generator=self.generator).T.contiguous()
+
+    # -- the loop ----------------------------------------------------------
+    def run(self, record: PromptRecord) -> Result:
+        c, bb = self.config, self.backbone
+        n = c.samples
+        t0 = time.perf_counter()
+        first = bb.reason(record.prompt, None, c.max_reasoning_tokens, c.text_temperature, self.generator)
+        text_tokens = first.tokens[0]
+        m_t = prefix_length(c.text_ratio, len(text_tokens))
+        m_v = prefix_length(c.image_ratio, bb.num_image_tokens)
+        texts = first.text * n
+        drawing = self._draw(record.prompt, texts, None, m_v)
+
+        latents = {
+            TEXT: first.hidden[0][:m_t].detach().float().clone().requires_grad_(True),
+            IMAGE: drawing.hidden[0].detach().float().clone().requires_grad_(True),
+        }
+        start = {g: z.detach().clone() for g, z in latents.items()}
+        self.latents, self.start = latents, start  # kept for inspection after the run
+        prefixes = {TEXT: text_tokens[:m_t].expand(n, -1).clone(), IMAGE: drawing.tokens[:, :m_v].clone()}
+        heads = {TEXT: bb.text_logits, IMAGE: bb.image_logits}
+        opt_cls = torch.optim.Adam if c.optimizer == "adam" else torch.optim.SGD
+        # one optimiser per group, so a group that rests keeps no momentum-driven drift
+        optimizers = {g: opt_cls([z], lr=c.lr) for g, z in latents.items()}
+        movable = {IMAGE} | ({TEXT} if m_t > 0 else set())
+
+        images = bb.decode(drawing.tokens)
+        rewards, details = self._score(images, record)
+        steps = [Step(0, [], rewards, details, texts, images, None, time.perf_counter() - t0)]
+        self.on_step(steps[0])
+        best = _best(steps)
+
+        for k in range(1, c.steps + 1):
+            if best[2] > c.threshold:
+                break
+            t0 = time.perf_counter()
+            groups = self.strategy.groups(k, c.steps) & movable
+            loss = self._update(latents, start, prefixes, heads, optimizers, groups, rewards)
+            with torch.no_grad():
+                if TEXT in groups:
+                    temp = 0.0 if n == 1 else 1.0
+                    prefixes[TEXT] = self._sample_prefix(bb.text_logits(latents[TEXT]), n, temp)
+                    new = bb.reason(
+                        record.prompt,
+                        prefixes[TEXT],
+                        max(1, c.max_reasoning_tokens - m_t),
+                        c.text_temperature,
+                        self.generator,
+                    )
+                    texts = new.text
+                if IMAGE in groups:
+                    prefixes[IMAGE] = self._sample_prefix(bb.image_logits(latents[IMAGE]), n, c.temperature)
+                drawing = self._draw(record.prompt, texts, prefixes[IMAGE], m_v)
+            images = bb.decode(drawing.tokens)
+            rewards, details = self._score(images, record)
+            steps.append(Step(k, sorted(groups), rewards, details, texts, images, loss, time.perf_counter() - t0))
+            self.on_step(steps[-1])
+            best = _best(steps)
+
+        stopped_early = best[2] > c.threshold and len(steps) <= c.steps
+        return Result(steps, best[0], best[1], best[2], stopped_early)
+
+    def _update(self, latents, start, prefixes, heads, optimizers, groups, rewards) -> float | None:
+        """One policy-gradient step on the moving groups; None when nothing could be learned."""
+        r = torch.tensor(rewards, dtype=torch.float32)
+        valid = ~torch.isnan(r)
+        if not groups or not valid.any():
+            return None
+        adv = advantages(r[valid], self.config.baseline)
+        loss = torch.zeros(())
+        for g in groups:
+            z = latents[g]
+            logp = log_prob(heads[g](z), prefixes[g][valid.to(prefixes[g].device)]).cpu()
+            loss = loss + -(adv * logp).mean()
+            if self.config.l2 > 0:
+                loss = loss + self.config.l2 * (z - start[g]).pow(2).sum(-1).mean().cpu()
+        for g in groups:
+            optimizers[g].zero_grad()
+        loss.backward()
+        for g in groups:
+            optimizers[g].step()
+        return float(loss.detach())
+
+
+def _best(steps: list[Step]) -> tuple[int, int, float]:
+    """(step, sample, reward) of the highest non-NaN reward; the earliest wins ties."""
+    best = (0, 0, -math.inf)
+    for s in steps:
+        for i, r in enumerate(s.rewards):
+            if not math.isnan(r) and r > best[2]:
+                best = (s.step, i, r)
+    return best
+
+
+def run_milr(
+    backbone: Backbone,
+    critic: Critic,
+    strategy: Strategy,
+    record: PromptRecord,
+    config: RunConfig,
+    on_step: Callable[[Step], None] | None = None,
+) -> Result:
+    return Milr(backbone, critic, strategy, config, on_step).run(record)

@@ -1,0 +1,135 @@
+"""Plugin hooks and the registry of backbones, critics and strategies.
+
+A plugin is a distribution with an entry point in the `milr` group pointing at
+a module that implements some of the hooks below, e.g.::
+
+    from milr_core.plugins import hookimpl
+
+    @hookimpl
+    def register_critics(register):
+        register("my-critic", make_my_critic, "what it rewards")
+
+`register(name, factory, description="")` records a factory; nothing heavy is
+imported or loaded until `Registry.create` calls it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from .errors import MilrError, UnknownName
+
+GROUP = "milr"
+KINDS = ("backbone", "critic", "strategy")
+
+hookspec = pluggy.HookspecMarker(GROUP)
+hookimpl = pluggy.HookimplMarker(GROUP)
+
+
+class Hookspecs:
+    @hookspec
+    def register_backbones(self, register: Callable[..., None]) -> None:
+        """Register Backbone factories: register(name, factory, description)."""
+
+    @hookspec
+    def register_critics(self, register: Callable[..., None]) -> None:
+        """Register Critic factories: register(name, factory, description)."""
+
+    @hookspec
+    def register_strategies(self, register: Callable[..., None]) -> None:
+        """Register Strategy factories: register(name, factory, description)."""
+
+    @hookspec(firstresult=True)
+    def backbone_from_path(self, path: str, device: str | None, dtype: str | None) -> Any:
+        """Load a Backbone from a local checkpoint folder this plugin understands, else return None."""
+
+
+@dataclass
+class Entry:
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    source: str  # distribution that registered it
+
+
+@dataclass
+class Registry:
+    entries: dict[str, dict[str, Entry]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    #: (distribution, error) for each plugin that failed to load
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    pm: pluggy.PluginManager | None = None
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.entries[kind])
+
+    def get(self, kind: str, name: str) -> Entry:
+        try:
+            return self.entries[kind][name]
+        except KeyError:
+            raise UnknownName(kind, name, self.names(kind)) from None
+
+    def create(self, kind: str, name: str, **kwargs: Any) -> Any:
+        return self.get(kind, name).factory(**kwargs)
+
+    def backbone(self, name: str, device: str | None = None, dtype: str | None = None) -> Any:
+        """A registered backbone by name, or one loaded from a checkpoint folder by the plugin that knows its format."""
+        if name not in self.entries["backbone"] and Path(name).expanduser().is_dir():
+            loaded = self.pm.hook.backbone_from_path(path=str(Path(name).expanduser()), device=device, dtype=dtype)
+            if loaded is None:
+                raise MilrError(f"no installed plugin can load the checkpoint folder {name}")
+            return loaded
+        return self.create("backbone", name, device=device, dtype=dtype)
+
+
+def build_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
+    """Load every `milr` entry point; a plugin that fails is recorded, not fatal."""
+    from . import builtin
+
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(Hookspecs)
+    pm.register(builtin, name="milr-core")
+    registry = Registry(pm=pm)
+    sources: dict[int, str] = {id(builtin): "milr-core"}
+    for ep in importlib.metadata.entry_points(group=GROUP):
+        if pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            module = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any plugin bug must not take down the others
+            dist = ep.dist.name if ep.dist else ep.value
+            registry.failures.append((dist, f"{type(exc).__name__}: {exc}"))
+            continue
+        pm.register(module, name=ep.name)
+        sources[id(module)] = ep.dist.name if ep.dist else ep.value
+    for plugin in extra_plugins:
+        pm.register(plugin)
+        sources[id(plugin)] = getattr(plugin, "__name__", repr(plugin))
+
+    for kind, hook in (
+        ("backbone", pm.hook.register_backbones),
+        ("critic", pm.hook.register_critics),
+        ("strategy", pm.hook.register_strategies),
+    ):
+        for impl in hook.get_hookimpls():
+            source = sources[id(impl.plugin)]
+
+            def register(name: str, factory: Callable[..., Any], description: str = "", _s=source, _k=kind):
+                registry.entries[_k][name] = Entry(_k, name, factory, description, _s)
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:  # noqa: BLE001
+                registry.failures.append((source, f"{type(exc).__name__}: {exc}"))
+    return registry
+
+
+@functools.lru_cache(maxsize=1)
+def registry() -> Registry:
+    return build_registry()

@@ -1,0 +1,181 @@
+"""Janus-Pro as a milr Backbone, on transformers' JanusForConditionalGeneration.
+
+transformers' own `generate(generation_mode="image")` keeps no hidden states
+and cannot force image tokens, both of which MILR needs, so the decode loops
+live here: the same modules and the same math (CFG rows, the unconditional
+prompt of pad tokens, the generation head and embeddings), with a KV cache.
+"""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+from transformers import JanusForConditionalGeneration, JanusProcessor
+
+from milr_core.hardware import pick_device, pick_dtype, rows_that_fit
+from milr_core.interfaces import Backbone, Drawing, Reasoning
+
+from .loading import resolve
+
+#: Asks for the "visualization" chain of thought that conditions the image (MILR.md, phase 1).
+REASONING_INSTRUCTION = (
+    "Describe in detail how an image of this prompt should look, naming every object "
+    "with its colour, count and position: {prompt}"
+)
+
+
+class JanusBackbone(Backbone):
+    def __init__(self, model: JanusForConditionalGeneration, processor: JanusProcessor, name: str = "janus"):
+        self.model = model.eval().requires_grad_(False)
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.name = name
+        self.lm = model.model.language_model
+        self.instruction = REASONING_INSTRUCTION
+
+    @classmethod
+    def from_pretrained(
+        cls, source: str, device: str | None = None, dtype: str | None = None, name: str | None = None
+    ) -> JanusBackbone:
+        """`source` is an alias (janus-pro-7b), a hub id or a local directory."""
+        dev = pick_device(device)
+        dt = pick_dtype(dev, dtype)
+        model, processor = resolve(source, dt)
+        return cls(model.to(dev), processor, name or source)
+
+    # -- facts ---------------------------------------------------------------
+    @property
+    def hidden_size(self) -> int:
+        return self.model.config.text_config.hidden_size
+
+    @property
+    def num_image_tokens(self) -> int:
+        return self.model.model.vision_model.config.num_image_tokens
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    def max_rows(self) -> int:
+        # KV cache of one CFG pair (2 rows) over prompt + image, plus activations (x2).
+        cfg = self.model.config.text_config
+        per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * (cfg.hidden_size // cfg.num_attention_heads)
+        per_row = 2 * 2 * per_token * (self.num_image_tokens + 1024) * self.dtype.itemsize
+        return rows_that_fit(self.device, per_row, cap=16)
+
+    # -- heads: the policy that MILR optimises --------------------------------
+    def text_logits(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.model.lm_head(latents.to(self.dtype)).float()
+
+    def image_logits(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.model.model.generation_head(latents.to(self.dtype)).float()
+
+    # -- prompts ---------------------------------------------------------------
+    def _chat(self, texts: list[str], mode: str) -> dict[str, torch.Tensor]:
+        chats = [
+            self.processor.apply_chat_template(
+                [{"role": "user", "content": [{"type": "text", "text": t}]}], add_generation_prompt=True
+            )
+            for t in texts
+        ]
+        batch = self.processor(text=chats, generation_mode=mode, padding=True, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+
+    def _step(self, embeds: torch.Tensor, mask: torch.Tensor, cache=None):
+        """One decoder call; positions follow the attention mask (left padding)."""
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -embeds.shape[1] :]
+        out = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+        return out.last_hidden_state, out.cache
+
+    def _sample(self, logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
+        if temperature == 0:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+    # -- phase 1: reasoning text -------------------------------------------------
+    @torch.no_grad()
+    def reason(self, prompt, prefixes, max_new_tokens, temperature=0.0, generator=None) -> Reasoning:
+        batch = self._chat([self.instruction.format(prompt=prompt)], "text")
+        rows = 1 if prefixes is None else prefixes.shape[0]
+        ids = batch["input_ids"].expand(rows, -1)
+        mask = batch["attention_mask"].expand(rows, -1)
+        prompt_len = ids.shape[1]
+        if prefixes is not None:
+            ids = torch.cat([ids, prefixes.to(self.device)], 1)
+            mask = torch.cat([mask, torch.ones_like(prefixes, device=self.device)], 1)
+        hidden, cache = self._step(self.lm.embed_tokens(ids), mask)
+        # hidden at position p produces token p + 1: the prefix tokens come from prompt_len - 1 on
+        hiddens = [hidden[:, prompt_len - 1 : -1]]
+        tokens = [ids[:, prompt_len:]]
+        h = hidden[:, -1]
+        eos = self.tokenizer.eos_token_id
+        done = torch.zeros(rows, dtype=torch.bool, device=self.device)
+        lengths = torch.full((rows,), tokens[0].shape[1], device=self.device)
+        for _ in range(max_new_tokens):
+            nxt = self._sample(self.model.lm_head(h).float(), temperature, generator)
+            hiddens.append(h[:, None])
+            tokens.append(nxt[:, None])
+            lengths += ~done
+            done |= nxt == eos
+            if done.all():
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            h, cache = self._step(self.lm.embed_tokens(nxt[:, None]), mask, cache)
+            h = h[:, -1]
+        all_tokens, all_hidden = torch.cat(tokens, 1), torch.cat(hiddens, 1)
+        out_tokens, out_hidden, texts = [], [], []
+        for i in range(rows):
+            n = int(lengths[i]) - int(all_tokens[i, : int(lengths[i])].eq(eos).any())  # drop the EOS itself
+            out_tokens.append(all_tokens[i, :n].clone())
+            out_hidden.append(all_hidden[i, :n].clone())
+            texts.append(self.tokenizer.decode(out_tokens[-1], skip_special_tokens=True).strip())
+        return Reasoning(out_tokens, out_hidden, texts)
+
+    # -- phase 2: image tokens -----------------------------------------------------
+    def _image_prompt(self, prompt: str, reasoning: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Conditional rows then unconditional rows (pads except BOS/BOI), as transformers does."""
+        batch = self._chat([f"{prompt}. {r}" if r else prompt for r in reasoning], "image")
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        uncond = ids.clone()
+        bos, boi = self.tokenizer.bos_token_id, self.tokenizer.convert_tokens_to_ids(self.tokenizer.boi_token)
+        uncond[(uncond != bos) & (uncond != boi)] = self.tokenizer.pad_token_id
+        return torch.cat([ids, uncond]), torch.cat([mask, mask])
+
+    @torch.no_grad()
+    def draw(self, prompt, reasoning, prefixes, *, cfg_scale, temperature, keep_hidden, generator=None) -> Drawing:
+        n = len(reasoning)
+        ids, mask = self._image_prompt(prompt, reasoning)
+        hidden, cache = self._step(self.model.get_input_embeddings()(ids), mask)
+        h = hidden[:, -1]
+        forced = 0 if prefixes is None else prefixes.shape[1]
+        head = self.model.model.generation_head
+        tokens = torch.empty(n, self.num_image_tokens, dtype=torch.long, device=self.device)
+        kept = []
+        for i in range(self.num_image_tokens):
+            if i < keep_hidden:
+                kept.append(h[:n].clone())
+            if i < forced:
+                nxt = prefixes[:, i].to(self.device)
+            else:
+                cond, uncond = head(h).float().chunk(2)
+                nxt = self._sample(uncond + cfg_scale * (cond - uncond), temperature, generator)
+            tokens[:, i] = nxt
+            if i + 1 == self.num_image_tokens:
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
+            embeds = self.model.prepare_embeddings_for_image_generation(torch.cat([nxt, nxt])[:, None])
+            h, cache = self._step(embeds, mask, cache)
+            h = h[:, -1]
+        hidden_out = torch.stack(kept, 1) if kept else h.new_zeros(n, 0, self.hidden_size)
+        return Drawing(tokens, hidden_out)
+
+    @torch.no_grad()
+    def decode(self, tokens: torch.Tensor) -> list[Image.Image]:
+        pixels = self.model.decode_image_tokens(tokens.to(self.device)).float()
+        pixels = ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+        return [Image.fromarray(p) for p in pixels]

@@ -1,0 +1,50 @@
+"""From a backbone name to a loaded model: aliases, local folders, the hub, and
+an error that says exactly what to download when none of them has the weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import JanusForConditionalGeneration, JanusProcessor
+
+from milr_core.errors import MissingWeights
+
+ALIASES = {
+    "janus-pro-1b": "deepseek-community/Janus-Pro-1B",
+    "janus-pro-7b": "deepseek-community/Janus-Pro-7B",
+}
+REQUIRED_FILES = ("config.json", "preprocessor_config.json")
+
+
+def _missing_help(source: str, hub_id: str, reason: str) -> str:
+    folder = hub_id.split("/")[-1]
+    return (
+        f"cannot load backbone {source!r} ({reason}). Download the weights on a machine with access to the "
+        f"Hugging Face hub: `hf download {hub_id} --local-dir ./{folder}` (about 15 GB for 7B, 4 GB for 1B), "
+        f"copy the folder here, and pass its path: `--backbone ./{folder}`"
+    )
+
+
+def resolve(source: str, dtype: torch.dtype) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
+    """Load model and processor from an alias, a local directory, or a hub id."""
+    hub_id = ALIASES.get(source, source)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        missing = [f for f in REQUIRED_FILES if not (path / f).exists()]
+        if missing or not any(path.glob("*.safetensors")):
+            what = ", ".join(missing) or "*.safetensors"
+            raise MissingWeights(f"{path} is not a complete Janus checkpoint: missing {what}")
+        target, hub_id = str(path), str(path)
+    elif source.startswith((".", "/", "~")):
+        raise MissingWeights(f"backbone folder {source} does not exist")
+    else:
+        target = hub_id
+    try:
+        model = JanusForConditionalGeneration.from_pretrained(target, dtype=dtype)
+        processor = JanusProcessor.from_pretrained(target)
+    except OSError as exc:
+        if path.is_dir():
+            raise MissingWeights(f"{path}: {str(exc).splitlines()[0]}") from None
+        raise MissingWeights(_missing_help(source, hub_id, str(exc).splitlines()[0])) from None
+    return model, processor

@@ -1,0 +1,47 @@
+"""Registers the Janus-Pro backbones and the Self critic with milr."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from milr_core.plugins import hookimpl
+
+from .loading import ALIASES
+
+
+def _backbone(source: str, **kwargs):
+    from .backbone import JanusBackbone
+
+    return JanusBackbone.from_pretrained(source, **kwargs)
+
+
+def _self_critic(backbone=None, **kwargs):
+    from milr_core.errors import MilrError
+
+    from .self_critic import SelfCritic
+
+    if backbone is None or not hasattr(backbone, "processor"):
+        raise MilrError("the self critic needs a Janus backbone: it asks the backbone's own understanding branch")
+    return SelfCritic.from_backbone(backbone)
+
+
+@hookimpl
+def register_backbones(register):
+    for alias, hub_id in ALIASES.items():
+        register(alias, partial(_backbone, alias), f"{hub_id} (transformers JanusForConditionalGeneration)")
+
+
+@hookimpl
+def backbone_from_path(path, device, dtype):
+    import json
+    from pathlib import Path
+
+    config = Path(path) / "config.json"
+    if config.exists() and json.loads(config.read_text()).get("model_type") == "janus":
+        return _backbone(path, device=device, dtype=dtype)
+    return None
+
+
+@hookimpl
+def register_critics(register):
+    register("self", _self_critic, "the backbone's understanding branch: P('yes') that the image matches")

@@ -1,0 +1,1 @@
+"""VLM-judge critics (UnifiedReward, GPT-4o) register here; none yet."""

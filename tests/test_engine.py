@@ -1,0 +1,146 @@
+import math
+
+import pytest
+import torch
+
+from fakes import FakeBackbone, ScriptedCritic
+from milr_core.config import RunConfig
+from milr_core.engine import Milr, advantages, log_prob, prefix_length, run_milr
+from milr_core.interfaces import IMAGE, TEXT, PromptRecord
+from milr_core.strategies import Alternate, ImageOnly, Joint, TextOnly, TextThenImage
+
+RECORD = PromptRecord("a photo of a red cube")
+
+
+def config(**kw):
+    return RunConfig(**{"steps": 4, "threshold": 0.99, "seed": 0, "lr": 0.5, **kw})
+
+
+def test_prefix_lengths_follow_the_paper():
+    assert prefix_length(0.2, 10) == 2
+    assert prefix_length(0.2, 11) == 3  # ceil
+    assert prefix_length(0.02, 576) == 12  # ceil(11.52)
+    assert prefix_length(0.2, 0) == 0
+
+
+def test_latents_are_the_hidden_states_of_the_first_tokens():
+    bb = FakeBackbone(text_len=10)
+    m = Milr(bb, ScriptedCritic([0.0]), Joint(), config(steps=0))
+    m.run(RECORD)
+    assert m.start[TEXT].shape == (2, 8)
+    assert torch.equal(m.start[TEXT], bb.hidden_text[:2])
+    assert m.start[IMAGE].shape == (1, 8)  # ceil(0.02 * 50)
+    assert torch.equal(m.start[IMAGE], bb.hidden_image[:1])
+
+
+def test_leave_one_out_and_fixed_baselines():
+    assert torch.allclose(advantages(torch.tensor([1.0, 0.0, 0.0]), 1.0), torch.tensor([1.0, -0.5, -0.5]))
+    assert torch.allclose(advantages(torch.tensor([0.25]), 1.0), torch.tensor([-0.75]))
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_update_direction_follows_the_advantage(sign):
+    bb = FakeBackbone()
+    cfg = config(steps=0, baseline=0.5)
+    m = Milr(bb, ScriptedCritic([0.0]), Joint(), cfg)
+    m.run(RECORD)
+    prefixes = {TEXT: torch.tensor([[3, 4]]), IMAGE: torch.tensor([[5]])}
+    heads = {TEXT: bb.text_logits, IMAGE: bb.image_logits}
+    before = {g: log_prob(heads[g](m.latents[g]), prefixes[g]).item() for g in (TEXT, IMAGE)}
+    opts = {g: torch.optim.Adam([z], lr=0.1) for g, z in m.latents.items()}
+    reward = 0.5 + 0.5 * sign  # advantage +0.5 or -0.5
+    m._update(m.latents, m.start, prefixes, heads, opts, {TEXT, IMAGE}, [reward])
+    after = {g: log_prob(heads[g](m.latents[g]), prefixes[g]).item() for g in (TEXT, IMAGE)}
+    for g in (TEXT, IMAGE):
+        assert (after[g] - before[g]) * sign > 0, g
+
+
+@pytest.mark.parametrize(
+    "strategy, moved",
+    [
+        (Joint(), [{TEXT, IMAGE}, {TEXT, IMAGE}]),
+        (Alternate(), [{TEXT}, {IMAGE}]),
+        (TextThenImage(), [{TEXT}, {IMAGE}]),
+        (TextOnly(), [{TEXT}, {TEXT}]),
+        (ImageOnly(), [{IMAGE}, {IMAGE}]),
+    ],
+)
+def test_each_strategy_moves_exactly_its_groups(strategy, moved):
+    bb = FakeBackbone()
+    m = Milr(bb, ScriptedCritic([0.1]), strategy, config(steps=2))
+    snapshots = []
+    m.on_step = lambda step: snapshots.append({g: z.detach().clone() for g, z in m.latents.items()})
+    result = m.run(RECORD)
+    assert [set(s.groups) for s in result.steps[1:]] == moved
+    for k, groups in enumerate(moved, start=1):
+        for g in (TEXT, IMAGE):
+            changed = not torch.equal(snapshots[k][g], snapshots[k - 1][g])
+            assert changed == (g in groups), (k, g)
+    # reasoning is re-written exactly at the steps where text latents moved
+    assert len(bb.reason_calls) == 1 + sum(TEXT in g for g in moved)
+
+
+def test_text_update_keeps_the_image_prefix():
+    bb = FakeBackbone()
+    run_milr(bb, ScriptedCritic([0.1]), Alternate(), RECORD, config(steps=2))
+    first_prefix = bb.draw_calls[0][0]  # step 0 draws without a prefix
+    assert bb.draw_calls[0][1] is None and first_prefix
+    # step 1 moved text only: the image prefix is the step-0 image's own first tokens
+    assert bb.draw_calls[1][1] is not None and bb.draw_calls[1][1].shape == (1, 1)
+
+
+def test_early_stop_and_best_of_trajectory():
+    bb = FakeBackbone()
+    result = run_milr(bb, ScriptedCritic([0.1, 0.5, 0.95, 0.2]), Joint(), RECORD, config(steps=10, threshold=0.9))
+    assert len(result.steps) == 3 and result.stopped_early
+    assert result.best_step == 2 and result.best_reward == 0.95
+
+    bb = FakeBackbone()
+    result = run_milr(bb, ScriptedCritic([0.3, 0.8, 0.2]), Joint(), RECORD, config(steps=2, threshold=0.9))
+    assert len(result.steps) == 3 and not result.stopped_early
+    assert (result.best_step, result.best_reward) == (1, 0.8)
+    assert result.best_image is result.steps[1].images[0]
+
+
+def test_first_image_already_good_means_no_steps():
+    result = run_milr(FakeBackbone(), ScriptedCritic([0.95]), Joint(), RECORD, config(steps=5, threshold=0.9))
+    assert len(result.steps) == 1 and result.best_step == 0
+
+
+def test_nan_rewards_are_skipped_not_learned_from():
+    bb = FakeBackbone()
+    result = run_milr(bb, ScriptedCritic([float("nan"), 0.4, 0.3]), Joint(), RECORD, config(steps=2))
+    assert result.steps[1].loss is None  # nothing to learn from step 0
+    assert math.isnan(result.steps[0].rewards[0]) and "NaN" in result.steps[0].details[0]
+    assert result.best_step == 1 and result.best_reward == 0.4
+
+
+def test_several_samples_per_step_are_drawn_together():
+    bb = FakeBackbone()
+    critic = ScriptedCritic([0.1, 0.2, 0.3, 0.4])
+    result = run_milr(bb, critic, Joint(), RECORD, config(steps=2, samples=4))
+    assert all(len(s.rewards) == 4 for s in result.steps)
+    assert all(len(reasoning) == 4 and (p is None or p.shape[0] == 4) for reasoning, p in bb.draw_calls)
+    assert result.images_generated == 12
+
+
+def test_draws_are_split_to_fit_and_halved_on_out_of_memory():
+    bb = FakeBackbone(rows=2)
+    run_milr(bb, ScriptedCritic([0.1]), Joint(), RECORD, config(steps=1, samples=4))
+    assert [len(r) for r, _ in bb.draw_calls] == [2, 2, 2, 2]
+
+    bb = FakeBackbone(rows=4, oom_above=1)
+    result = run_milr(bb, ScriptedCritic([0.1]), Joint(), RECORD, config(steps=1, samples=4))
+    assert [len(r) for r, _ in bb.draw_calls] == [1] * 8 and result.images_generated == 8
+
+
+def test_same_seed_same_trajectory():
+    def trace(seed):
+        res = run_milr(FakeBackbone(), ScriptedCritic([0.1, 0.2, 0.3]), Joint(), RECORD, config(steps=3, seed=seed))
+        return [s.trace() | {"images": [list(i.getdata()) for i in s.images]} for s in res.steps]
+
+    a, b = trace(1), trace(1)
+    for x in (a, b):
+        for s in x:
+            s.pop("seconds")
+    assert a == b
