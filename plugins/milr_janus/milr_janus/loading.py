@@ -40,6 +40,9 @@ def resolve(source: str, dtype: torch.dtype) -> tuple[JanusForConditionalGenerat
         raise MissingWeights(f"backbone folder {source} does not exist")
     else:
         target = hub_id
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # milr draws its own progress; keep stderr to one line per event
     try:
         model = JanusForConditionalGeneration.from_pretrained(target, dtype=dtype)
         processor = JanusProcessor.from_pretrained(target)

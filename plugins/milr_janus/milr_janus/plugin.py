@@ -15,6 +15,23 @@ def _backbone(source: str, **kwargs):
     return JanusBackbone.from_pretrained(source, **kwargs)
 
 
+def _tiny(**kwargs):
+    import os
+    from pathlib import Path
+
+    from .tiny import build_tiny
+
+    cache = Path(os.environ.get("MILR_CACHE", Path.home() / ".cache" / "milr")) / "janus-tiny"
+    if not (cache / "config.json").exists():
+        import tempfile
+
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".janus-tiny-"))
+        build_tiny(tmp)
+        os.replace(tmp, cache)  # a half-built folder is never seen under the real name
+    return _backbone(str(cache), **kwargs)
+
+
 def _self_critic(backbone=None, **kwargs):
     from milr_core.errors import MilrError
 
@@ -29,6 +46,7 @@ def _self_critic(backbone=None, **kwargs):
 def register_backbones(register):
     for alias, hub_id in ALIASES.items():
         register(alias, partial(_backbone, alias), f"{hub_id} (transformers JanusForConditionalGeneration)")
+    register("janus-tiny", _tiny, "a tiny random-weight Janus built on first use: exercises the code path, draws noise")
 
 
 @hookimpl

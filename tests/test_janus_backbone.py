@@ -1,0 +1,89 @@
+"""The Janus backbone on a tiny random-weight checkpoint: shapes, positions, forcing, the KV cache."""
+
+import pytest
+import torch
+
+from milr_core.errors import MissingWeights
+from milr_janus.backbone import JanusBackbone
+from milr_janus.loading import resolve
+
+PROMPT = "a photo of a red cube left of a blue ball"
+
+
+@pytest.fixture(scope="module")
+def bb(tiny_janus_dir):
+    return JanusBackbone.from_pretrained(str(tiny_janus_dir), device="cpu")
+
+
+def test_facts(bb):
+    assert bb.hidden_size == 64 and bb.num_image_tokens == 16
+    assert bb.device.type == "cpu" and bb.dtype == torch.float32
+
+
+def test_reasoning_hidden_states_produce_their_tokens(bb):
+    r = bb.reason(PROMPT, None, max_new_tokens=12)
+    tokens, hidden = r.tokens[0], r.hidden[0]
+    assert hidden.shape == (len(tokens), bb.hidden_size) and 0 < len(tokens) <= 12
+    # greedy: hidden state i is the one that chose token i
+    assert torch.equal(bb.text_logits(hidden).argmax(-1), tokens)
+
+
+def test_reasoning_kv_cache_matches_a_full_rerun(bb):
+    r = bb.reason(PROMPT, None, max_new_tokens=10)
+    prompt_ids = bb._chat([bb.instruction.format(prompt=PROMPT)], "text")["input_ids"][0]
+    ids = torch.cat([prompt_ids, r.tokens[0]])[None]
+    with torch.no_grad():
+        full = bb.lm(input_ids=ids).last_hidden_state[0, len(prompt_ids) - 1 : -1]
+    torch.testing.assert_close(full, r.hidden[0], atol=1e-4, rtol=1e-4)
+
+
+def test_forced_text_prefix_is_kept_and_continued(bb):
+    prefix = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    r = bb.reason(PROMPT, prefix, max_new_tokens=6)
+    for row, p in zip(r.tokens, prefix):
+        assert torch.equal(row[:3], p) and len(row) > 3
+    assert torch.equal(bb.text_logits(r.hidden[0][3:]).argmax(-1), r.tokens[0][3:])
+
+
+def test_image_hidden_states_produce_their_tokens(bb):
+    # cfg_scale 1 leaves the conditional logits; temperature 0 is argmax
+    d = bb.draw(PROMPT, ["two objects"], None, cfg_scale=1.0, temperature=0.0, keep_hidden=5)
+    assert d.tokens.shape == (1, 16) and d.hidden.shape == (1, 5, 64)
+    assert torch.equal(bb.image_logits(d.hidden[0]).argmax(-1), d.tokens[0, :5])
+
+
+def test_forced_image_prefix_is_reproduced(bb):
+    prefix = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    g = torch.Generator().manual_seed(0)
+    d = bb.draw(PROMPT, ["x", "a longer reasoning text here"], prefix, cfg_scale=5, temperature=1, keep_hidden=3, generator=g)
+    assert torch.equal(d.tokens[:, :3], prefix)
+
+
+def test_left_padding_does_not_change_a_row(bb):
+    alone = bb.draw(PROMPT, ["short"], None, cfg_scale=5, temperature=0.0, keep_hidden=4)
+    batched = bb.draw(PROMPT, ["short", "a much longer reasoning text for the other row"], None, cfg_scale=5, temperature=0.0, keep_hidden=4)
+    assert torch.equal(alone.tokens[0], batched.tokens[0])
+    torch.testing.assert_close(alone.hidden[0], batched.hidden[0], atol=1e-4, rtol=1e-4)
+
+
+def test_same_generator_seed_same_image(bb):
+    def draw(seed):
+        g = torch.Generator().manual_seed(seed)
+        return bb.draw(PROMPT, ["r"], None, cfg_scale=5, temperature=1.0, keep_hidden=1, generator=g).tokens
+
+    assert torch.equal(draw(3), draw(3))
+    assert not torch.equal(draw(3), draw(4))
+
+
+def test_decode_gives_pil_images(bb):
+    images = bb.decode(torch.zeros(2, 16, dtype=torch.long))
+    assert len(images) == 2 and images[0].size == (32, 32) and images[0].mode == "RGB"
+
+
+def test_missing_weights_say_what_to_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(MissingWeights, match=r"hf download deepseek-community/Janus-Pro-7B --local-dir"):
+        resolve("janus-pro-7b", torch.float32)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(MissingWeights, match="missing preprocessor_config.json"):
+        resolve(str(tmp_path), torch.float32)
