@@ -149,7 +149,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
         err.print(f"[yellow]plugin {source} failed to load:[/] {error}", highlight=False)
 
 
-def main() -> None:  # pragma: no cover - console entry point alias
+def main() -> None:
     try:
         app()
     except KeyboardInterrupt:

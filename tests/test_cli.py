@@ -1,0 +1,80 @@
+"""`milr` as a user meets it: exit codes, one-line errors, and the files generate writes."""
+
+import json
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from milr_core.cli import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+def one_line_error(result, code=2):
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    return lines[0]
+
+
+@pytest.fixture
+def tiny(tiny_janus_dir):
+    return str(tiny_janus_dir)
+
+
+def test_unknown_backbone_lists_known_ones():
+    line = one_line_error(run("generate", "a cat", "--backbone", "nope"))
+    assert "unknown backbone 'nope'" in line and "janus-pro-7b" in line and "janus-pro-1b" in line
+
+
+def test_unknown_critic_and_strategy(tiny):
+    line = one_line_error(run("generate", "a cat", "--backbone", tiny, "--critic", "nope"))
+    assert "unknown critic 'nope'" in line and "self" in line
+    line = one_line_error(run("generate", "a cat", "--backbone", tiny, "--strategy", "zigzag"))
+    assert "unknown strategy 'zigzag'" in line and "joint" in line
+
+
+def test_bad_values_and_empty_prompt(tiny):
+    assert "threshold=1.5" in one_line_error(run("generate", "a cat", "--backbone", tiny, "--threshold", "1.5"))
+    assert "prompt is empty" in one_line_error(run("generate", "  ", "--backbone", tiny))
+
+
+def test_missing_weights_folder(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "janus"}')
+    line = one_line_error(run("generate", "a cat", "--backbone", str(tmp_path)))
+    assert "not a complete Janus checkpoint" in line
+
+
+def test_generate_writes_the_documented_files(tiny, tmp_path):
+    out = tmp_path / "run"
+    result = run("generate", "a photo of a red cube", "--backbone", tiny, "--critic", "self",
+                 "--steps", "2", "--threshold", "1.0", "--out", str(out), "--json", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    trace = [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
+    assert [t["step"] for t in trace] == [0, 1, 2]
+    assert all(0 <= t["rewards"][0] <= 1 and t["reasoning"] and t["details"] for t in trace)
+    assert [t["rewards"] for t in trace] == summary["rewards"]
+    for t in trace:
+        assert Image.open(out / t["images"][0]).size == (32, 32)
+    final = json.loads((out / "final.json").read_text())
+    assert final["reward"] == max(t["rewards"][0] for t in trace) == summary["best_reward"]
+    assert Image.open(out / "final.png").tobytes() == Image.open(out / final["image"]).tobytes()
+    config = json.loads((out / "config.json").read_text())
+    assert config["run"]["steps"] == 2 and config["run"]["seed"] == 1 and config["critic"] == "self"
+    assert "torch" in config["versions"]
+
+    again = run("generate", "a photo of a red cube", "--backbone", tiny, "--out", str(out))
+    assert "not empty" in one_line_error(again)
+
+
+def test_unwritable_output_folder(tiny, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert "cannot write to output folder" in one_line_error(run("generate", "a cat", "--backbone", tiny, "--out", str(blocker / "sub")))
