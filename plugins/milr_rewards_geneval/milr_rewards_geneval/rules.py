@@ -1,0 +1,167 @@
+"""GenEval's verdict rules, independent of how objects were detected.
+
+Written from djghosh13/geneval @ af4902f, evaluation/evaluate_images.py
+(`evaluate_image`, `evaluate`, `relative_position`; see /work/shared/BENCHMARKS.md
+section 1). Any detector that yields `Detection`s (the exact shapes oracle, a
+Mask2Former + CLIP oracle) gets the same verdicts from `judge`.
+
+Differences from upstream, on purpose:
+- `fraction` (partial credit) does not exist upstream; it is our reward signal.
+  Each check GenEval runs is one atom: per include clause its count, its colour
+  (if given) and its position (if given); each exclude clause. fraction =
+  passed atoms / all atoms. An atom GenEval never reaches (colour after a failed
+  count, position after a failed count or colour) counts as failed, so
+  `fraction == 1.0` exactly when `correct`. Exclude atoms are vacuously true on
+  an empty picture, so when the record has includes and none of their atoms
+  passes, fraction is 0.
+- Ties in score keep the detector's order (Python's sort is stable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Upstream `--options` defaults (GE:evaluation/evaluate_images.py, __main__).
+THRESHOLD = 0.3  # keep boxes with score > 0.3 ...
+COUNTING_THRESHOLD = 0.9  # ... or > 0.9 when the tag is "counting"
+MAX_OBJECTS = 16  # per class, after sorting by score
+# max_overlap defaults to 1.0, which disables upstream's NMS: no NMS here.
+POSITION_THRESHOLD = 0.1  # margin, as a share of the two boxes' summed size
+RELATIONS = ("left of", "right of", "above", "below")
+
+
+@dataclass
+class Detection:
+    """One detected object. `box` is (x0, y0, x1, y1) in pixels, y pointing down."""
+
+    label: str
+    box: tuple[float, float, float, float]
+    score: float = 1.0
+    color: str | None = None  # one of GenEval's colour names, None when unknown
+    mask: Any = None  # optional boolean array (H, W); the rules never read it
+
+
+@dataclass
+class Verdict:
+    correct: bool
+    fraction: float
+    reason: str  # failure messages joined with "; ", empty when correct
+    checks: list[tuple[str, bool]]  # every atom, in evaluation order
+
+
+def confident(detections: list[Detection], tag: str | None) -> dict[str, list[Detection]]:
+    """Upstream's per-class filter: sort by score, keep score > threshold, cap at 16."""
+    threshold = COUNTING_THRESHOLD if tag == "counting" else THRESHOLD
+    by_class: dict[str, list[Detection]] = {}
+    for det in sorted(detections, key=lambda d: -d.score):
+        kept = by_class.setdefault(det.label, [])
+        if det.score > threshold and len(kept) < MAX_OBJECTS:
+            kept.append(det)
+    return {label: kept for label, kept in by_class.items() if kept}
+
+
+def relative_position(a: Detection, b: Detection) -> set[str]:
+    """Relations of A with respect to B (upstream `relative_position`)."""
+    offset, dims = [], []
+    for axis in (0, 1):
+        centre_a = (a.box[axis] + a.box[axis + 2]) / 2
+        centre_b = (b.box[axis] + b.box[axis + 2]) / 2
+        offset.append(centre_a - centre_b)
+        dims.append(abs(a.box[axis + 2] - a.box[axis]) + abs(b.box[axis + 2] - b.box[axis]))
+    # Shrink the offset by a margin so that overlapping or barely shifted boxes have no relation.
+    revised = [_shrink(o, POSITION_THRESHOLD * d) for o, d in zip(offset, dims)]
+    if all(abs(r) < 1e-3 for r in revised):
+        return set()
+    norm = (offset[0] ** 2 + offset[1] ** 2) ** 0.5  # of the ORIGINAL offset, as upstream
+    dx, dy = revised[0] / norm, revised[1] / norm
+    relations = set()
+    if dx < -0.5:
+        relations.add("left of")
+    if dx > 0.5:
+        relations.add("right of")
+    if dy < -0.5:
+        relations.add("above")
+    if dy > 0.5:
+        relations.add("below")
+    return relations
+
+
+def _shrink(value: float, margin: float) -> float:
+    size = max(abs(value) - margin, 0.0)
+    return size if value >= 0 else -size
+
+
+def _get(record: Any, key: str) -> Any:
+    """Read a PromptRecord or a plain GenEval metadata dict alike."""
+    if isinstance(record, dict):
+        return record.get(key)
+    return getattr(record, key, None)
+
+
+def judge(record: Any, detections: list[Detection]) -> Verdict:
+    """GenEval's verdict for one image: includes ANDed in order, excludes ORed."""
+    objects = confident(detections, _get(record, "tag"))
+    checks: list[tuple[str, bool]] = []
+    failures: list[str] = []
+
+    def check(name: str, ok: bool, failure: str = "") -> bool:
+        checks.append((name, ok))
+        if not ok:
+            failures.append(failure)
+        return ok
+
+    groups: list[list[Detection] | None] = []  # matched objects per include clause, None if it failed
+    for req in _get(record, "include") or []:
+        label, count = req["class"], req["count"]
+        found = objects.get(label, [])[:count]  # the `count` most confident ones
+        matched = check(f"count {label}>={count}", len(found) >= count, f"expected {label}>={count}, found {len(found)}")
+        if "color" in req:
+            matched = _check_color(req, found, matched, check)
+        if "position" in req:
+            matched = _check_position(req, found, groups, matched, check)
+        groups.append(found if matched else None)
+    n_include = len(checks)
+
+    for req in _get(record, "exclude") or []:
+        label, count = req["class"], req["count"]
+        n = len(objects.get(label, []))
+        check(f"exclude {label}<{count}", n < count, f"expected {label}<{count}, found {n}")
+
+    passed = sum(ok for _, ok in checks)
+    if n_include and not any(ok for _, ok in checks[:n_include]):
+        passed = 0
+    fraction = passed / len(checks) if checks else 1.0
+    return Verdict(correct=not failures, fraction=fraction, reason="; ".join(failures), checks=checks)
+
+
+def _check_color(req: dict, found: list[Detection], matched: bool, check) -> bool:
+    label, count, color = req["class"], req["count"], req["color"]
+    name = f"color {color} {label}"
+    if not matched:  # upstream only classifies colours once the count is met
+        return check(name, False, f"no {label} to check for {color}")
+    colors = [det.color for det in found]
+    seen = ", ".join(f"{colors.count(c)} {c}" for c in dict.fromkeys(colors))
+    n = colors.count(color)
+    return check(name, n >= count, f"expected {color} {label}>={count}, found {n} {color}; and {seen}")
+
+
+def _check_position(req: dict, found: list[Detection], groups: list, matched: bool, check) -> bool:
+    label = req["class"]
+    relation, target = req["position"]
+    if relation not in RELATIONS:
+        raise ValueError(f"unknown relation {relation!r}; known: {', '.join(RELATIONS)}")
+    if target >= len(groups):
+        raise ValueError(f"position of {label} refers to include[{target}], which is not before it")
+    name = f"position {label} {relation} include[{target}]"
+    if not matched:  # upstream checks positions only for clauses that matched so far
+        return check(name, False, f"no {label} to place {relation} its target")
+    if groups[target] is None:
+        return check(name, False, f"no target for {label} to be {relation}")
+    for obj in found:
+        for other in groups[target]:
+            relations = relative_position(obj, other)
+            if relation not in relations:
+                shown = " and ".join(sorted(relations)) or "no relation"
+                return check(name, False, f"expected {label} {relation} {other.label}, found {shown}")
+    return check(name, True)
