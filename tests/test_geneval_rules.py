@@ -152,7 +152,11 @@ def test_diagonals_can_hold_two_relations():
 
 def test_position_needs_its_target_to_have_matched():
     v = judge(position_record("left of"), [box("circle", 10, 10)])
-    assert v.checks == [("count square>=1", False), ("count circle>=1", True), ("position circle left of include[0]", False)]
+    assert v.checks == [
+        ("count square>=1", False),
+        ("count circle>=1", True),
+        ("position circle left of include[0]", False),
+    ]
     assert v.reason == "expected square>=1, found 0; no target for circle to be left of"
     assert v.fraction == pytest.approx(1 / 3)
 

@@ -115,7 +115,8 @@ def judge(record: Any, detections: list[Detection]) -> Verdict:
     for req in _get(record, "include") or []:
         label, count = req["class"], req["count"]
         found = objects.get(label, [])[:count]  # the `count` most confident ones
-        matched = check(f"count {label}>={count}", len(found) >= count, f"expected {label}>={count}, found {len(found)}")
+        failure = f"expected {label}>={count}, found {len(found)}"
+        matched = check(f"count {label}>={count}", len(found) >= count, failure)
         if "color" in req:
             matched = _check_color(req, found, matched, check)
         if "position" in req:
