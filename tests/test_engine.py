@@ -137,7 +137,7 @@ def test_draws_are_split_to_fit_and_halved_on_out_of_memory():
 def test_same_seed_same_trajectory():
     def trace(seed):
         res = run_milr(FakeBackbone(), ScriptedCritic([0.1, 0.2, 0.3]), Joint(), RECORD, config(steps=3, seed=seed))
-        return [s.trace() | {"images": [list(i.getdata()) for i in s.images]} for s in res.steps]
+        return [s.trace() | {"images": [i.tobytes() for i in s.images]} for s in res.steps]
 
     a, b = trace(1), trace(1)
     for x in (a, b):
