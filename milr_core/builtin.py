@@ -1,4 +1,4 @@
-"""What milr-core itself registers: the five search strategies."""
+"""What milr-core itself registers: the five search strategies and the file-based benchmarks."""
 
 from .plugins import hookimpl
 from .strategies import STRATEGIES
@@ -8,3 +8,11 @@ from .strategies import STRATEGIES
 def register_strategies(register):
     for cls in STRATEGIES:
         register(cls.name, cls, (cls.__doc__ or "").strip().splitlines()[0])
+
+
+@hookimpl
+def register_benchmarks(register):
+    from .bench.prompts import builtin_benchmarks
+
+    for name, benchmark, description in builtin_benchmarks():
+        register(name, lambda b=benchmark, **kw: b, description)

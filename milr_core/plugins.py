@@ -26,7 +26,7 @@ import pluggy
 from .errors import MilrError, UnknownName
 
 GROUP = "milr"
-KINDS = ("backbone", "critic", "strategy")
+KINDS = ("backbone", "critic", "strategy", "benchmark")
 
 hookspec = pluggy.HookspecMarker(GROUP)
 hookimpl = pluggy.HookimplMarker(GROUP)
@@ -44,6 +44,11 @@ class Hookspecs:
     @hookspec
     def register_strategies(self, register: Callable[..., None]) -> None:
         """Register Strategy factories: register(name, factory, description)."""
+
+    @hookspec
+    def register_benchmarks(self, register: Callable[..., None]) -> None:
+        """Register prompt sets for `milr bench`: register(name, factory, description); the
+        factory returns a milr_core.bench.prompts.Benchmark."""
 
     @hookspec(firstresult=True)
     def backbone_from_path(self, path: str, device: str | None, dtype: str | None) -> Any:
@@ -116,6 +121,7 @@ def build_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
         ("backbone", pm.hook.register_backbones),
         ("critic", pm.hook.register_critics),
         ("strategy", pm.hook.register_strategies),
+        ("benchmark", pm.hook.register_benchmarks),
     ):
         for impl in hook.get_hookimpls():
             source = sources[id(impl.plugin)]

@@ -2,13 +2,36 @@
 
 from milr_core.plugins import hookimpl
 
+# Seed of the held-out `milr bench shapes` prompts; training sets must draw from other seeds.
+HELD_OUT_SEED = 7_000_001
+HELD_OUT_PROMPTS = 200
 
-def _shapes_oracle(**kwargs):
+
+def _shapes_oracle(backbone=None, **kwargs):
     from .shapes_oracle import ShapesOracle
 
-    return ShapesOracle(**kwargs)
+    return ShapesOracle(**kwargs)  # reads pixels only: the backbone is not needed
 
 
 @hookimpl
 def register_critics(register):
     register("shapes-oracle", _shapes_oracle, "GenEval's rules on objects found exactly in shapes-world images")
+
+
+def _shapes_prompts(path, limit):
+    """The held-out set, balanced over the six tags for any limit; a file is read as GenEval JSONL."""
+    if path is not None:
+        from milr_core.bench.prompts import load_geneval
+
+        return load_geneval(path)[:limit]
+    from .shapes import prompt_set
+
+    return prompt_set(limit or HELD_OUT_PROMPTS, seed=HELD_OUT_SEED)
+
+
+@hookimpl
+def register_benchmarks(register):
+    from milr_core.bench.prompts import Benchmark
+
+    shapes = Benchmark(_shapes_prompts, critic="shapes-oracle", backbone="janus-tiny")
+    register("shapes", lambda **kw: shapes, f"{HELD_OUT_PROMPTS} held-out shapes-world prompts in GenEval format")
