@@ -1,1 +1,70 @@
-"""VLM-judge critics (UnifiedReward, GPT-4o) register here; none yet."""
+"""Registers the VLM-judge critics: unified (UnifiedReward-qwen), gpt-4o and wise (WiScore).
+
+Registration imports nothing heavy; openai is imported when a critic is made.
+"""
+
+from __future__ import annotations
+
+import os
+
+from milr_core.plugins import hookimpl
+
+OPENAI_API = "https://api.openai.com/v1"
+
+
+def _make(name: str, prefix: str, defaults: dict, overrides: dict, wise: bool = False):
+    from .critics import JudgeCritic, WiseCritic
+    from .settings import load_settings
+
+    settings = load_settings(name, prefix, defaults, overrides)
+    return (WiseCritic if wise else JudgeCritic)(name, settings)
+
+
+def unified(**kwargs):
+    from . import prompts
+
+    lo, hi = prompts.UNIFIED_SCALE
+    defaults = {
+        "base_url": "http://127.0.0.1:8000/v1",
+        "model": "CodeGoat24/UnifiedReward-qwen-7b",
+        # its own variable: an OpenAI key must not travel to a self-hosted server
+        "api_key_env": "MILR_UNIFIED_API_KEY",
+        "template": prompts.UNIFIED,
+        "scale_min": lo,
+        "scale_max": hi,
+    }
+    return _make("unified", "MILR_UNIFIED", defaults, kwargs)
+
+
+def gpt4o(**kwargs):
+    from . import prompts
+
+    lo, hi = prompts.GPT4O_SCALE
+    defaults = {
+        "base_url": os.environ.get("OPENAI_BASE_URL") or OPENAI_API,
+        "model": "gpt-4o",
+        "template": prompts.GPT4O,
+        "scale_min": lo,
+        "scale_max": hi,
+    }
+    return _make("gpt-4o", "MILR_GPT4O", defaults, kwargs)
+
+
+def wise(**kwargs):
+    from . import prompts
+
+    defaults = {
+        "base_url": os.environ.get("OPENAI_BASE_URL") or OPENAI_API,
+        "model": "gpt-4o-2024-05-13",  # the WISE paper's judge (WISE_legacy/gpt_eval.py)
+        "template": prompts.WISE,
+        "system": prompts.WISE_SYSTEM,
+        "max_tokens": 1000,
+    }
+    return _make("wise", "MILR_WISE", defaults, kwargs, wise=True)
+
+
+@hookimpl
+def register_critics(register):
+    register("unified", unified, "UnifiedReward-qwen-7b behind an OpenAI-compatible server (MILR_UNIFIED_BASE_URL)")
+    register("gpt-4o", gpt4o, "GPT-4o as judge through the OpenAI API (OPENAI_API_KEY)")
+    register("wise", wise, "WISE's WiScore from a VLM judge: 0.7 consistency + 0.2 realism + 0.1 aesthetic")

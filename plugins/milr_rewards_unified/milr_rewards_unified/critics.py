@@ -1,0 +1,120 @@
+"""VLM-judge critics: an OpenAI-compatible chat server scores each image against its prompt.
+
+Each image goes to the judge as a base64 PNG data URL with the rendered
+template; a batch is scored concurrently (`concurrency` requests in flight).
+
+An answer that holds no score, even after `parse_retries` more tries, gives a
+NaN reward whose detail quotes the answer: the engine leaves NaN rewards out of
+the update and of the best image, so one rambling answer costs one sample, not
+the run (nor a benchmark of hundreds of prompts). A server that keeps failing,
+or refuses the request, raises a one-line MilrError instead: no later answer
+would be better.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+from milr_core.interfaces import Critic, PromptRecord, Score
+
+from .cache import AnswerCache, entry_key
+from .parsing import not_generated, parse_score, parse_wise, wiscore
+from .prompts import NO_EXPLANATION
+from .settings import JudgeSettings
+from .transport import JudgeClient
+
+
+def png_bytes(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def explanation(record: PromptRecord) -> str | None:
+    """WISE's `Explanation` (any capitalisation) when the benchmark record carries one."""
+    for key, value in record.extra.items():
+        if key.lower() == "explanation" and isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def excerpt(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+class JudgeCritic(Critic):
+    """Reward = the judge's score, read from its answer and mapped from [scale_min, scale_max] to [0, 1]."""
+
+    requires = ("openai>=1.30",)
+
+    def __init__(self, name: str, settings: JudgeSettings):
+        self.name, self.settings = name, settings
+        self.client = JudgeClient(name, settings)
+        self.cache = AnswerCache(settings.cache_dir)
+
+    def render(self, record: PromptRecord) -> str:
+        return self.settings.template.format(prompt=record.prompt, explanation=explanation(record) or NO_EXPLANATION)
+
+    def messages(self, png: bytes, text: str) -> list[dict]:
+        url = "data:image/png;base64," + base64.b64encode(png).decode()
+        user = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}]}
+        return ([{"role": "system", "content": self.settings.system}] if self.settings.system else []) + [user]
+
+    def verdict(self, answer: str) -> tuple[float, str] | None:
+        """(reward, what was read) or None when the answer holds no score."""
+        found = parse_score(answer, self.settings.scale_min, self.settings.scale_max)
+        if found is None:
+            return None
+        value, fragment = found
+        detail = f"{excerpt(fragment, 60)} -> {value:.3f}"
+        missing = not_generated(answer)
+        return value, detail + (f"; not generated: {', '.join(missing)}" if missing else "")
+
+    def score(self, images: list, record: PromptRecord) -> list[Score]:
+        text = self.render(record)
+        workers = min(self.settings.concurrency, len(images))
+        if workers <= 1:
+            return [self._score_one(image, text) for image in images]
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"milr-{self.name}")
+        try:
+            futures = [pool.submit(self._score_one, image, text) for image in images]
+            return [f.result() for f in futures]
+        finally:
+            # on an error, requests not yet sent are dropped rather than retried in vain
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _score_one(self, image, text: str) -> Score:
+        s = self.settings
+        png = png_bytes(image)
+        digest = hashlib.sha256(png).hexdigest()
+        key = entry_key(digest, s.model, s.template, s.system, text)
+        cached = self.cache.get(key)
+        found = self.verdict(cached) if cached is not None else None
+        if found is not None:
+            return Score(found[0], f"{s.model}: {found[1]} (cached)")
+        messages = self.messages(png, text)
+        tries = s.parse_retries + 1
+        for _ in range(tries):
+            answer = self.client.ask(messages)
+            found = self.verdict(answer)
+            if found is not None:
+                self.cache.put(key, model=s.model, image_sha256=digest, text=text, answer=answer)
+                return Score(found[0], f"{s.model}: {found[1]}")
+        return Score(math.nan, f"{s.model}: no score in {tries} answer(s); last answer: {excerpt(answer)!r}")
+
+
+class WiseCritic(JudgeCritic):
+    """WISE's WiScore from the judge's consistency, realism and aesthetic scores (0..2 each)."""
+
+    def verdict(self, answer: str) -> tuple[float, str] | None:
+        parts = parse_wise(answer)
+        if parts is None:
+            return None
+        value = wiscore(parts)
+        c, r, a = parts["consistency"], parts["realism"], parts["aesthetic"]
+        return value, f"consistency {c:g}, realism {r:g}, aesthetic {a:g} -> WiScore {value:.3f}"
