@@ -87,3 +87,40 @@ def test_missing_weights_say_what_to_download(tmp_path, monkeypatch):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(MissingWeights, match="missing preprocessor_config.json"):
         resolve(str(tmp_path), torch.float32)
+
+
+@pytest.fixture(scope="module")
+def eager(tiny_janus_dir):
+    b = JanusBackbone.from_pretrained(str(tiny_janus_dir), device="cpu")
+    b.fast = False
+    return b
+
+
+def test_fast_path_equals_eager_path_token_for_token(bb, eager):
+    assert bb.fast and not eager.fast
+    texts = ["short", "a much longer reasoning text for the other row", "short"]
+    prefix = torch.tensor([[3, 1], [4, 1], [5, 9]])
+    for prefixes in (None, prefix):
+        args = dict(cfg_scale=5.0, temperature=0.0, keep_hidden=4)
+        fast, ref = bb.draw(PROMPT, texts, prefixes, **args), eager.draw(PROMPT, texts, prefixes, **args)
+        assert torch.equal(fast.tokens, ref.tokens)
+        torch.testing.assert_close(fast.hidden, ref.hidden, atol=1e-4, rtol=1e-4)
+    text_prefix = torch.tensor([[5, 6, 7], [5, 6, 7], [8, 9, 10]])
+    fast, ref = bb.reason(PROMPT, text_prefix, 8), eager.reason(PROMPT, text_prefix, 8)
+    assert all(torch.equal(a, b) for a, b in zip(fast.tokens, ref.tokens)) and fast.text == ref.text
+    for a, b in zip(fast.hidden, ref.hidden):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_fast_path_reuses_prompt_kv_and_decoders_across_calls(bb):
+    args = dict(cfg_scale=5.0, temperature=0.0, keep_hidden=2)
+    first = bb.draw(PROMPT, ["same text"] * 4, None, **args)
+    prompts, decoders = dict(bb._prompts), dict(bb._decoders)
+    again = bb.draw(PROMPT, ["same text"] * 4, None, **args)
+    assert torch.equal(first.tokens, again.tokens)
+    assert bb._prompts.keys() == prompts.keys() and bb._decoders.keys() == decoders.keys()
+    # four candidates of one text: the prompt ran once, as one conditional and one unconditional row
+    assert any(h[0].shape[0] == 2 for h in bb._prompts.values())
+    # a different prompt of similar length lands in the same decoder
+    bb.draw(PROMPT, ["other text"] * 4, None, **args)
+    assert bb._decoders.keys() == decoders.keys()

@@ -4,6 +4,12 @@ transformers' own `generate(generation_mode="image")` keeps no hidden states
 and cannot force image tokens, both of which MILR needs, so the decode loops
 live here: the same modules and the same math (CFG rows, the unconditional
 prompt of pad tokens, the generation head and embeddings), with a KV cache.
+
+Two decoders run those loops. The fast one (default) runs each distinct prompt
+row once, remembers its KV for the next call, copies it into a static cache for
+every candidate row, and on CUDA replays each decoder call as a CUDA graph
+(static_decode.py). The eager one (`fast=False`) is the plain dynamic-cache
+loop; it is kept as the reference that the fast one must match token for token.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from milr_core.hardware import pick_device, pick_dtype, rows_that_fit
 from milr_core.interfaces import Backbone, Drawing, Reasoning
 
 from .loading import resolve
+from .static_decode import StaticDecoder, bucket
 
 #: Asks for the "visualization" chain of thought that conditions the image (MILR.md, phase 1).
 REASONING_INSTRUCTION = (
@@ -25,13 +32,18 @@ REASONING_INSTRUCTION = (
 
 
 class JanusBackbone(Backbone):
-    def __init__(self, model: JanusForConditionalGeneration, processor: JanusProcessor, name: str = "janus"):
+    def __init__(
+        self, model: JanusForConditionalGeneration, processor: JanusProcessor, name: str = "janus", fast: bool = True
+    ):
         self.model = model.eval().requires_grad_(False)
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.name = name
         self.lm = model.model.language_model
         self.instruction = REASONING_INSTRUCTION
+        self.fast = fast
+        self._decoders: dict[tuple[int, int], StaticDecoder] = {}
+        self._prompts: dict[bytes, tuple[torch.Tensor, object]] = {}  # prompt rows -> (hidden, KV)
 
     @classmethod
     def from_pretrained(
@@ -85,11 +97,37 @@ class JanusBackbone(Backbone):
         batch = self.processor(text=chats, generation_mode=mode, padding=True, return_tensors="pt")
         return {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
 
-    def _step(self, embeds: torch.Tensor, mask: torch.Tensor, cache=None):
-        """One decoder call; positions follow the attention mask (left padding)."""
+    def _forward(self, embeds: torch.Tensor, mask: torch.Tensor, cache=None):
+        """One eager decoder call; positions follow the attention mask (left padding)."""
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -embeds.shape[1] :]
         out = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
         return out.last_hidden_state, out.cache
+
+    def _start(self, embeds: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, new_tokens: int):
+        """Run the prompt rows (ids (rows, L)); returns (decoder, hidden (rows, L, d))."""
+        if not self.fast:
+            hidden, cache = self._forward(embeds(ids), mask)
+            return _EagerDecoder(self, cache, mask), hidden
+        # every distinct row once; candidates and unchanged prompts of the previous call reuse its KV
+        unique, rows = torch.unique(torch.cat([ids, mask], 1), dim=0, return_inverse=True)
+        key = unique.cpu().numpy().tobytes()
+        if key not in self._prompts:
+            if len(self._prompts) >= 4:  # the reasoning prompt and the image prompt of the current step, and spares
+                self._prompts.pop(next(iter(self._prompts)))
+            u_ids, u_mask = unique.split(ids.shape[1], dim=1)
+            self._prompts[key] = self._forward(embeds(u_ids), u_mask)
+        hidden, cache = self._prompts[key]
+        decoder = self._decoder(ids.shape[0], bucket(ids.shape[1] + new_tokens + 1))
+        decoder.load(cache, rows, mask)
+        return decoder, hidden[rows]
+
+    def _decoder(self, rows: int, max_len: int) -> StaticDecoder:
+        key = (rows, max_len)
+        if key not in self._decoders:
+            if len(self._decoders) >= 3:  # each holds a KV cache (and a graph): keep the recent few
+                self._decoders.pop(next(iter(self._decoders)))
+            self._decoders[key] = StaticDecoder(self.lm, rows, max_len, use_graph=self.device.type == "cuda")
+        return self._decoders[key]
 
     def _sample(self, logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
         if temperature == 0:
@@ -108,7 +146,7 @@ class JanusBackbone(Backbone):
         if prefixes is not None:
             ids = torch.cat([ids, prefixes.to(self.device)], 1)
             mask = torch.cat([mask, torch.ones_like(prefixes, device=self.device)], 1)
-        hidden, cache = self._step(self.lm.embed_tokens(ids), mask)
+        decoder, hidden = self._start(self.lm.embed_tokens, ids, mask, max_new_tokens)
         # hidden at position p produces token p + 1: the prefix tokens come from prompt_len - 1 on
         hiddens = [hidden[:, prompt_len - 1 : -1]]
         tokens = [ids[:, prompt_len:]]
@@ -118,15 +156,13 @@ class JanusBackbone(Backbone):
         lengths = torch.full((rows,), tokens[0].shape[1], device=self.device)
         for _ in range(max_new_tokens):
             nxt = self._sample(self.model.lm_head(h).float(), temperature, generator)
-            hiddens.append(h[:, None])
+            hiddens.append(h[:, None].clone())
             tokens.append(nxt[:, None])
             lengths += ~done
             done |= nxt == eos
             if done.all():
                 break
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
-            h, cache = self._step(self.lm.embed_tokens(nxt[:, None]), mask, cache)
-            h = h[:, -1]
+            h = decoder.step(self.lm.embed_tokens(nxt[:, None]))
         all_tokens, all_hidden = torch.cat(tokens, 1), torch.cat(hiddens, 1)
         out_tokens, out_hidden, texts = [], [], []
         for i in range(rows):
@@ -150,7 +186,7 @@ class JanusBackbone(Backbone):
     def draw(self, prompt, reasoning, prefixes, *, cfg_scale, temperature, keep_hidden, generator=None) -> Drawing:
         n = len(reasoning)
         ids, mask = self._image_prompt(prompt, reasoning)
-        hidden, cache = self._step(self.model.get_input_embeddings()(ids), mask)
+        decoder, hidden = self._start(self.model.get_input_embeddings(), ids, mask, self.num_image_tokens)
         h = hidden[:, -1]
         forced = 0 if prefixes is None else prefixes.shape[1]
         head = self.model.model.generation_head
@@ -167,10 +203,7 @@ class JanusBackbone(Backbone):
             tokens[:, i] = nxt
             if i + 1 == self.num_image_tokens:
                 break
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
-            embeds = self.model.prepare_embeddings_for_image_generation(torch.cat([nxt, nxt])[:, None])
-            h, cache = self._step(embeds, mask, cache)
-            h = h[:, -1]
+            h = decoder.step(self.model.prepare_embeddings_for_image_generation(torch.cat([nxt, nxt])[:, None]))
         hidden_out = torch.stack(kept, 1) if kept else h.new_zeros(n, 0, self.hidden_size)
         return Drawing(tokens, hidden_out)
 
@@ -179,3 +212,15 @@ class JanusBackbone(Backbone):
         pixels = self.model.decode_image_tokens(tokens.to(self.device)).float()
         pixels = ((pixels.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
         return [Image.fromarray(p) for p in pixels]
+
+
+class _EagerDecoder:
+    """The plain loop: a dynamic cache grown by one eager decoder call per token."""
+
+    def __init__(self, backbone: JanusBackbone, cache, mask: torch.Tensor):
+        self.backbone, self.cache, self.mask = backbone, cache, mask
+
+    def step(self, embeds: torch.Tensor) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], 1)
+        hidden, self.cache = self.backbone._forward(embeds, self.mask, self.cache)
+        return hidden[:, -1]
