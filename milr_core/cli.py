@@ -1,4 +1,4 @@
-"""`milr` command line: generate, plugins."""
+"""`milr` command line: generate, plugins, report."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import MilrError
+from .errors import MilrError, UnknownName
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="MILR: test-time latent reasoning for image generators.")
 out = Console()
@@ -54,6 +54,7 @@ def generate(
     """Generate an image for PROMPT and improve it with MILR until the critic is satisfied."""
     from .config import load_config
     from .plugins import registry
+    from .report import write_report
 
     try:
         if not prompt.strip():
@@ -68,35 +69,53 @@ def generate(
         backbone_obj = reg.backbone(backbone, device=device, dtype=dtype)
         critic_obj = critic_entry.factory(backbone=backbone_obj)
         root = out_dir or Path("runs") / f"{_slug(prompt)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        from .engine import Result, json_number
         from .runs import RunDir
 
         run_dir = RunDir(root, overwrite=overwrite)
         run_dir.write_config(
             {"prompt": prompt, "backbone": backbone, "critic": critic, "run": cfg.model_dump()}
         )
-        result = _run_with_progress(backbone_obj, critic_obj, strategy_obj, prompt, cfg, run_dir, quiet=as_json)
-        run_dir.write_final(result)
+        kept: list = []  # steps whose files are on disk, for an interrupted run
+        try:
+            result = _run_with_progress(backbone_obj, critic_obj, strategy_obj, prompt, cfg, run_dir, as_json, kept)
+            interrupted = False
+        except KeyboardInterrupt:
+            if not kept:
+                raise
+            result, interrupted = Result.from_steps(kept), True
+        run_dir.write_final(result, interrupted=interrupted)
+        page = write_report([root])
+    except KeyboardInterrupt:
+        fail("interrupted before the first image; nothing was kept", 130)
     except MilrError as exc:
+        if isinstance(exc, UnknownName) and registry().failures:
+            broken = ", ".join(source for source, _ in registry().failures)
+            exc = MilrError(f"{exc} (plugins that failed to load: {broken}; see `milr plugins`)")
         fail(str(exc), exc.exit_code)
+    if interrupted:
+        fail(f"interrupted after step {kept[-1].step} of {cfg.steps}; the steps so far, the best image and the report are in {root}", 130)
 
     summary = {
         "out": str(root),
         "final_image": str(root / "final.png"),
-        "best_reward": result.best_reward,
+        "report": str(page),
+        "best_reward": json_number(result.best_reward),
         "best_step": result.best_step,
         "steps_run": len(result.steps) - 1,
         "stopped_early": result.stopped_early,
         "reasoning": result.best_reasoning,
-        "rewards": [s.rewards for s in result.steps],
+        "rewards": [s.trace()["rewards"] for s in result.steps],
     }
     if as_json:
         print(json.dumps(summary))
     else:
         out.print(f"best reward [bold]{result.best_reward:.3f}[/] at step {result.best_step}; image: {root / 'final.png'}")
         out.print(f"reasoning: {result.best_reasoning}", highlight=False)
+        out.print(f"report: {page}", highlight=False)
 
 
-def _run_with_progress(backbone, critic, strategy, prompt, cfg, run_dir, quiet: bool):
+def _run_with_progress(backbone, critic, strategy, prompt, cfg, run_dir, quiet: bool, kept: list):
     from .engine import run_milr
     from .interfaces import PromptRecord
 
@@ -116,6 +135,7 @@ def _run_with_progress(backbone, critic, strategy, prompt, cfg, run_dir, quiet: 
 
         def on_step(step):
             run_dir.write_step(step)
+            kept.append(step)
             valid = [r for r in step.rewards if r == r]
             if valid:
                 best[0] = max(best[0], *valid)
@@ -147,6 +167,21 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     out.print(table)
     for source, error in reg.failures:
         err.print(f"[yellow]plugin {source} failed to load:[/] {error}", highlight=False)
+
+
+@app.command()
+def report(
+    folders: list[Path] = typer.Argument(..., help="One `generate` run folder, or one or more `bench` folders to compare."),
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the page (default: report.html in the first folder)."),
+) -> None:
+    """Write an HTML page (images embedded) showing what a run or a benchmark did."""
+    from .report import write_report
+
+    try:
+        page = write_report(folders, out_file)
+    except MilrError as exc:
+        fail(str(exc), exc.exit_code)
+    out.print(f"report: {page}", highlight=False)
 
 
 def main() -> None:

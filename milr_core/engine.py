@@ -48,7 +48,7 @@ class Step:
         return {
             "step": self.step,
             "groups": self.groups,
-            "rewards": self.rewards,
+            "rewards": [json_number(r) for r in self.rewards],
             "details": self.details,
             "reasoning": self.reasoning,
             "loss": self.loss,
@@ -64,6 +64,11 @@ class Result:
     best_reward: float
     stopped_early: bool
 
+    @classmethod
+    def from_steps(cls, steps: list[Step], stopped_early: bool = False) -> Result:
+        """The best of the steps so far (also what an interrupted run keeps)."""
+        return cls(steps, *_best(steps), stopped_early)
+
     @property
     def best_image(self):
         return self.steps[self.best_step].images[self.best_sample]
@@ -75,6 +80,11 @@ class Result:
     @property
     def images_generated(self) -> int:
         return sum(len(s.images) for s in self.steps)
+
+
+def json_number(x: float) -> float | None:
+    """NaN and infinities are not JSON: a skipped (NaN) reward is written as null."""
+    return x if math.isfinite(x) else None
 
 
 def prefix_length(ratio: float, total: int) -> int:
@@ -220,7 +230,7 @@ class Milr:
             best = _best(steps)
 
         stopped_early = best[2] > c.threshold and len(steps) <= c.steps
-        return Result(steps, best[0], best[1], best[2], stopped_early)
+        return Result.from_steps(steps, stopped_early)
 
     def _update(self, latents, start, prefixes, heads, optimizers, groups, rewards) -> float | None:
         """One policy-gradient step on the moving groups; None when nothing could be learned."""

@@ -11,6 +11,7 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -19,20 +20,32 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .engine import Result, Step
+from .engine import Result, Step, json_number
 from .errors import MilrError
 
 
+def _cannot_write(path: Path, exc: OSError) -> MilrError:
+    return MilrError(f"cannot write {path}: {exc.strerror or exc}")
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write to a temporary file beside `path`, then rename: readers never see half a file.
+
+    A failed write (disk full, no permission) leaves any earlier file as it was and
+    is reported as a one-line MilrError.
+    """
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, exc) from None
         raise
 
 
@@ -83,23 +96,31 @@ class RunDir:
             files.append(name)
         line = json.dumps({**step.trace(), "images": files}, ensure_ascii=False)
         # one line per step, appended whole: a killed run leaves complete lines only
-        with open(self.root / "trace.jsonl", "a") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        trace = self.root / "trace.jsonl"
+        size = trace.stat().st_size if trace.exists() else 0
+        try:
+            with open(trace, "a") as f:
+                f.write(line + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.truncate(trace, size)  # drop a half-written line (disk full)
+            raise _cannot_write(trace, exc) from None
 
-    def write_final(self, result: Result) -> None:
+    def write_final(self, result: Result, interrupted: bool = False) -> None:
         atomic_image(self.root / "final.png", result.best_image)
         atomic_json(
             self.root / "final.json",
             {
-                "reward": result.best_reward,
+                "reward": json_number(result.best_reward),  # null when the critic gave only NaN
                 "step": result.best_step,
                 "sample": result.best_sample,
                 "reasoning": result.best_reasoning,
                 "steps_run": len(result.steps) - 1,
                 "images_generated": result.images_generated,
                 "stopped_early": result.stopped_early,
+                "interrupted": interrupted,
                 "image": f"steps/{result.best_step:03d}_{result.best_sample:02d}.png",
             },
         )
