@@ -112,7 +112,7 @@ def generate(
     else:
         out.print(f"best reward [bold]{result.best_reward:.3f}[/] at step {result.best_step}; image: {root / 'final.png'}")
         out.print(f"reasoning: {result.best_reasoning}", highlight=False)
-        out.print(f"report: {page}", highlight=False)
+        out.print(f"report: {page}", highlight=False, soft_wrap=True)
 
 
 def _run_with_progress(backbone, critic, strategy, prompt, cfg, run_dir, quiet: bool, kept: list):
@@ -181,7 +181,14 @@ def report(
         page = write_report(folders, out_file)
     except MilrError as exc:
         fail(str(exc), exc.exit_code)
-    out.print(f"report: {page}", highlight=False)
+    out.print(f"report: {page}", highlight=False, soft_wrap=True)
+
+
+# `milr bench` and `milr eval` live with the runner; their heavy imports happen when they run.
+from .bench.cli import bench, evaluate  # noqa: E402
+
+app.command("bench")(bench)
+app.command("eval")(evaluate)
 
 
 def main() -> None:

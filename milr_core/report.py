@@ -270,7 +270,8 @@ img { image-rendering: pixelated; background: #f6f8fa; }
 .missing.big { width: 384px; height: 384px; } .missing.thumb { width: 112px; height: 112px; }
 table { border-collapse: collapse; width: 100%; } th, td { text-align: left; vertical-align: top; padding: 6px 8px; }
 tr + tr { border-top: 1px solid #eaeef2; }
-.reasoning td:last-child { overflow-wrap: anywhere; } .num { white-space: nowrap; font-variant-numeric: tabular-nums; }
+.reasoning td:last-child { overflow-wrap: anywhere; } .reasoning tr > :not(:last-child) { width: 1%; }
+.num { white-space: nowrap; font-variant-numeric: tabular-nums; }
 .text + .text { margin-top: 8px; } .detail { color: #656d76; font-size: 12px; margin-top: 2px; }
 .same { color: #8c959f; font-style: italic; }
 ins { background: #dafbe1; text-decoration: none; } del { background: #ffebe9; color: #82071e; }

@@ -1,0 +1,164 @@
+"""`milr report`: the page holds every image it promises, and shows what changed."""
+
+import base64
+import io
+import json
+import math
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fakes import FakeBackbone, ScriptedCritic
+from milr_core.cli import app
+from milr_core.config import RunConfig
+from milr_core.engine import run_milr
+from milr_core.interfaces import PromptRecord
+from milr_core.report import word_diff, write_report
+from milr_core.runs import RunDir
+from milr_core.strategies import Alternate
+
+PROMPT = "a photo of a red cube <left> of a blue ball"  # the angle brackets must be escaped
+
+
+class Page(HTMLParser):
+    """The page's images (decoded) and its visible text."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.images: list[tuple[str, Image.Image]] = []
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "img":
+            a = dict(attrs)
+            head, data = a["src"].split(",", 1)
+            assert head == "data:image/png;base64", "the page must not depend on files beside it"
+            image = Image.open(io.BytesIO(base64.b64decode(data)))
+            image.load()
+            self.images.append((a.get("alt", ""), image))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    @property
+    def visible(self) -> str:
+        return " ".join(" ".join(self.text).split())
+
+
+def make_run(root, rewards, steps=3, samples=2):
+    config = RunConfig(steps=steps, samples=samples, threshold=0.95, lr=0.5, strategy="alt")
+    run_dir = RunDir(root)
+    run_dir.write_config({"prompt": PROMPT, "backbone": "fake", "critic": "scripted", "run": config.model_dump()})
+    result = run_milr(FakeBackbone(), ScriptedCritic(rewards), Alternate(), PromptRecord(PROMPT), config, run_dir.write_step)
+    run_dir.write_final(result)
+    return result
+
+
+@pytest.fixture
+def run(tmp_path):
+    root = tmp_path / "run"
+    # step 0: 0.2 0.3, step 1: NaN 0.1, step 2: 0.6 0.4, step 3: 0.5 0.5
+    result = make_run(root, [0.2, 0.3, math.nan, 0.1, 0.6, 0.4, 0.5, 0.5])
+    return root, result
+
+
+def test_run_page_embeds_every_image(run):
+    root, result = run
+    page_path = write_report([root])
+    assert page_path == root / "report.html"
+    page = Page(page_path.read_text())
+    alts = [alt for alt, _ in page.images]
+    # baseline and best side by side, the curve, and one frame per image of every step
+    assert alts[0] == "baseline (step 0): reward 0.200"
+    assert alts[1] == "MILR (best, step 2 sample 0): reward 0.600"
+    assert "reward per step" in alts
+    frames = [alt for alt in alts if alt.startswith("step ")]
+    assert frames == [f"step {k} sample {i}: reward {r}" for k, i, r in [
+        (0, 0, "0.200"), (0, 1, "0.300"), (1, 0, "NaN (skipped)"), (1, 1, "0.100"),
+        (2, 0, "0.600"), (2, 1, "0.400"), (3, 0, "0.500"), (3, 1, "0.500")]]
+    # the embedded baseline and best images are the files the run wrote
+    best = Image.open(root / "final.png")
+    assert page.images[1][1].convert("RGB").tobytes() == best.convert("RGB").tobytes()
+    curve = Image.open(root / "reward_curve.png")
+    assert curve.size[0] > 300 and dict(page.images)["reward per step"].size == curve.size
+    assert PROMPT in page.visible and "<left>" not in page_path.read_text()
+
+
+def test_reasoning_changes_are_highlighted(run):
+    root, result = run
+    page = Page(write_report([root]).read_text())
+    # alt moves text latents at odd steps: step 1 rewrites the reasoning, step 2 keeps it
+    texts = [s.reasoning for s in result.steps]
+    assert texts[1] != texts[0] and texts[2] == texts[1]
+    assert "ins" in page.tags and "del" in page.tags
+    assert "unchanged" in page.visible
+    assert "NaN reward (skipped)" in page.visible  # the critic's detail of the skipped sample
+    assert "strategy alt" in page.visible and "steps 3 of 3" in page.visible
+
+
+def test_word_diff_marks_added_and_removed_words():
+    assert word_diff("a red cube on grass", "a blue cube on grass") == "a <del>red</del> <ins>blue</ins> cube on grass"
+    assert word_diff("x", "x <y>") == "x <ins>&lt;y&gt;</ins>"
+
+
+def test_interrupted_run_still_reports(tmp_path):
+    root = tmp_path / "run"
+    make_run(root, [0.2, 0.3, 0.4, 0.1, 0.6, 0.4, 0.5, 0.5])
+    (root / "final.json").unlink()
+    (root / "final.png").unlink()
+    (root / "steps" / "003_01.png").unlink()  # killed while writing the last image
+    page = Page(write_report([root]).read_text())
+    assert "interrupted after step 3" in page.visible
+    assert "MILR (best, step 2 sample 0): reward 0.600" in [alt for alt, _ in page.images]
+    assert page.visible.count("image missing") == 1
+
+
+def test_bench_folders_side_by_side(tmp_path):
+    folders = []
+    for name, overall in (("baseline", 0.5), ("milr", 0.75)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps({"overall": overall, "tags": {"counting": overall / 2}, "note": "x"}))
+        folders.append(folder)
+    out = tmp_path / "compare.html"
+    assert write_report(folders, out) == out
+    page = Page(out.read_text())
+    assert "overall 0.5 0.75" in page.visible and "tags.counting 0.25 0.375" in page.visible
+
+
+def test_cli_report_and_its_errors(run, tmp_path):
+    root, _ = run
+    result = CliRunner().invoke(app, ["report", str(root)])
+    assert result.exit_code == 0 and result.output.strip() == f"report: {root / 'report.html'}"
+    result = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and result.output.strip() == f"error: {tmp_path / 'nowhere'} is not a folder"
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "neither a generate run folder" in result.output
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium installed")
+def test_page_renders_in_a_browser(run, tmp_path):
+    root, _ = run
+    page = write_report([root])
+    shot = tmp_path / "shot.png"
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+             "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
+            capture_output=True, timeout=120, check=True,
+        )
+    image = Image.open(shot).convert("L")
+    # the blue outline of the best frame and the curve are drawn: the page is not blank
+    assert image.size == (1200, 1600) and image.getextrema()[0] < 100
