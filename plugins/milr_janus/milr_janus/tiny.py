@@ -101,8 +101,9 @@ def _training_lines() -> list[str]:
     return lines
 
 
-def build_tokenizer(vocab_size: int = 512):
-    """Byte-level BPE (any text encodes, decoding is exact) with Janus-Pro's special tokens."""
+def build_tokenizer(vocab_size: int = 512, lines: list[str] | None = None):
+    """Byte-level BPE (any text encodes, decoding is exact) with Janus-Pro's special tokens,
+    trained on `lines` (default: the built-in GenEval-style text)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -115,7 +116,7 @@ def build_tokenizer(vocab_size: int = 512):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    core.train_from_iterator(_training_lines(), trainer=trainer)
+    core.train_from_iterator(_training_lines() if lines is None else lines, trainer=trainer)
     # Like DeepSeek's tokenizer: BOS in front of every encoded text, nothing at the end.
     core.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, core.token_to_id(BOS))]
@@ -219,10 +220,8 @@ def build_tiny(
     Same arguments -> byte-identical weights. About 1.5 MB with the defaults.
     """
     import torch
-    from transformers import GenerationConfig, JanusForConditionalGeneration, JanusProcessor
-    from transformers.models.janus.image_processing_pil_janus import JanusImageProcessorPil
+    from transformers import JanusForConditionalGeneration
 
-    path = Path(path)
     tokenizer = build_tokenizer(vocab_size)
     config = tiny_config(
         tokenizer,
@@ -239,6 +238,36 @@ def build_tiny(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = JanusForConditionalGeneration(config).eval()
+    return save_checkpoint(model, tokenizer, path)
+
+
+def build_processor(tokenizer, config):
+    """The JanusProcessor for `tokenizer` and a JanusConfig: chat template and image processor."""
+    from transformers import JanusProcessor
+    from transformers.models.janus.image_processing_pil_janus import JanusImageProcessorPil
+
+    size = config.vision_config.image_size
+    # The pure-PIL image processor: the default one needs torchvision, which the
+    # CPU environments lack. Janus-Pro normalises with mean = std = 0.5.
+    image_processor = JanusImageProcessorPil(
+        size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
+    return JanusProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        chat_template=CHAT_TEMPLATE,
+        use_default_system_prompt=True,
+        num_image_tokens=config.vision_config.num_image_tokens,
+    )
+
+
+def save_checkpoint(model, tokenizer, path: str | Path, **save_kwargs) -> Path:
+    """Write `model` with its processor and generation config to `path`, in the layout of
+    Janus-Pro's hub folders; `save_kwargs` go to `save_pretrained` (e.g. max_shard_size)."""
+    from transformers import GenerationConfig
+
+    path = Path(path)
+    config = model.config
     model.generation_config = GenerationConfig(
         bos_token_id=config.text_config.bos_token_id,
         eos_token_id=config.text_config.eos_token_id,
@@ -247,21 +276,10 @@ def build_tiny(
         temperature=1.0,
         generation_kwargs={"boi_token_id": tokenizer.convert_tokens_to_ids(BOI)},
     )
-    # The pure-PIL image processor: the default one needs torchvision, which the
-    # CPU environments lack. Janus-Pro normalises with mean = std = 0.5.
-    image_processor = JanusImageProcessorPil(
-        size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3, image_std=[0.5] * 3
-    )
-    processor = JanusProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        chat_template=CHAT_TEMPLATE,
-        use_default_system_prompt=True,
-        num_image_tokens=config.vision_config.num_image_tokens,
-    )
-    model.save_pretrained(path)
+    processor = build_processor(tokenizer, config)
+    model.save_pretrained(path, **save_kwargs)
     processor.save_pretrained(path)
     # Also the separate preprocessor_config.json that hub checkpoints carry (transformers 5
     # nests the image processor inside processor_config.json); loaders look for it.
-    image_processor.save_pretrained(path)
+    processor.image_processor.save_pretrained(path)
     return path
