@@ -62,7 +62,10 @@ class JudgeCritic(Critic):
 
     def messages(self, png: bytes, text: str) -> list[dict]:
         url = "data:image/png;base64," + base64.b64encode(png).decode()
-        user = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}]}
+        user = {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": text}],
+        }
         return ([{"role": "system", "content": self.settings.system}] if self.settings.system else []) + [user]
 
     def verdict(self, answer: str) -> tuple[float, str] | None:

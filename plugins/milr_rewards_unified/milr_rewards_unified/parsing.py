@@ -12,29 +12,31 @@ import json
 import re
 
 NUM = r"[-+]?\d+(?:\.\d+)?"
-_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _JSON_OBJECT = re.compile(r"\{[^{}]*\}")
 _SCORE_KEYS = ("final_score", "final score", "score", "rating")
 # "Final Score: 4", "**Score:** 4/5", "Score (1-5): 3.5", "a score of 8 out of 10"
 _LABEL = re.compile(
     rf"\b(final\s+score|score|rating)\b(?:\s*\([^)]*\))?(?:\s+of)?[\s*]*[:：=]?[\s*]*({NUM})"
     rf"(?:\s*(?:/|out\s+of)\s*({NUM}))?",
-    re.I,
+    re.IGNORECASE,
 )
-_FRACTION = re.compile(rf"({NUM})\s*(?:/|out\s+of)\s*({NUM})", re.I)
-_YES_NO = re.compile(r"[\W_]*(yes|no)\b", re.I)
+_FRACTION = re.compile(rf"({NUM})\s*(?:/|out\s+of)\s*({NUM})", re.IGNORECASE)
+_YES_NO = re.compile(r"[\W_]*(yes|no)\b", re.IGNORECASE)
 _BARE = re.compile(rf"[\s*]*({NUM})[\s*.!]*")
 # UnifiedReward's element list: "red cube (object): 0" marks an element the image lacks
-_ELEMENT_MISSING = re.compile(r"^[\s*\-]*(?:\d+[.)]\s+)?([^:\n]+?\([^)\n]+\))[\s*]*:[\s*]*0(?:\.0+)?[\s*]*$", re.M)
+_ELEMENT_MISSING = re.compile(
+    r"^[\s*\-]*(?:\d+[.)]\s+)?([^:\n]+?\([^)\n]+\))[\s*]*:[\s*]*0(?:\.0+)?[\s*]*$", re.MULTILINE
+)
 
 WISE_PARTS = ("consistency", "realism", "aesthetic")
 WISE_WEIGHTS = {"consistency": 0.7, "realism": 0.2, "aesthetic": 0.1}
 _WISE_LABELS = {
-    "consistency": re.compile(rf"\bconsistency\b[^0-9\n]{{0,20}}?({NUM})", re.I),
-    "realism": re.compile(rf"\brealism\b[^0-9\n]{{0,20}}?({NUM})", re.I),
-    "aesthetic": re.compile(rf"\baesthetics?(?:\s+quality)?\b[^0-9\n]{{0,20}}?({NUM})", re.I),
+    "consistency": re.compile(rf"\bconsistency\b[^0-9\n]{{0,20}}?({NUM})", re.IGNORECASE),
+    "realism": re.compile(rf"\brealism\b[^0-9\n]{{0,20}}?({NUM})", re.IGNORECASE),
+    "aesthetic": re.compile(rf"\baesthetics?(?:\s+quality)?\b[^0-9\n]{{0,20}}?({NUM})", re.IGNORECASE),
 }
-_WISE_BARE_LINE = re.compile(rf"^[\s*]*({NUM})[\s*.]*$", re.M)
+_WISE_BARE_LINE = re.compile(rf"^[\s*]*({NUM})[\s*.]*$", re.MULTILINE)
 
 
 def strip_think(text: str) -> str:

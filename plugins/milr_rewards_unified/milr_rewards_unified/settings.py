@@ -86,8 +86,10 @@ def load_settings(critic: str, prefix: str, defaults: dict[str, Any], overrides:
     """Defaults, then `<prefix>_<FIELD>` environment variables, then keyword arguments that are not None."""
     if "api_key" in overrides:
         # refuse without echoing the value: it would land in an error message
-        raise MilrError(f"the {critic} critic reads its API key from the environment only; set {prefix}_API_KEY_ENV "
-                        "to the name of the variable that holds it (default OPENAI_API_KEY)")
+        raise MilrError(
+            f"the {critic} critic reads its API key from the environment only; set {prefix}_API_KEY_ENV "
+            "to the name of the variable that holds it (default OPENAI_API_KEY)"
+        )
     data = dict(defaults)
     for name in JudgeSettings.model_fields:
         value = os.environ.get(f"{prefix}_{name.upper()}")

@@ -29,7 +29,9 @@ class JudgeClient:
         key = os.environ.get(settings.api_key_env, "")
         required = settings.require_key if settings.require_key is not None else "api.openai.com" in settings.base_url
         if not key and required:
-            raise MilrError(f"the {critic} critic needs an API key: set the environment variable {settings.api_key_env}")
+            raise MilrError(
+                f"the {critic} critic needs an API key: set the environment variable {settings.api_key_env}"
+            )
         self._secret = key
         self._errors = openai
         self._client = openai.OpenAI(
@@ -74,4 +76,6 @@ class JudgeClient:
             else:
                 choices = reply.choices or []
                 return self.scrub((choices[0].message.content or "") if choices else "")
-        raise MilrError(f"{self.where}: no answer after {s.max_retries + 1} attempts; last error: {self._explain(last)}")
+        raise MilrError(
+            f"{self.where}: no answer after {s.max_retries + 1} attempts; last error: {self._explain(last)}"
+        )
