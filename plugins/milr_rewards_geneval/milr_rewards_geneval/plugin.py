@@ -13,9 +13,16 @@ def _shapes_oracle(backbone=None, **kwargs):
     return ShapesOracle(**kwargs)  # reads pixels only: the backbone is not needed
 
 
+def _geneval(backbone=None, **kwargs):
+    from .geneval_oracle import GenevalOracle
+
+    return GenevalOracle.load(**kwargs)
+
+
 @hookimpl
 def register_critics(register):
     register("shapes-oracle", _shapes_oracle, "GenEval's rules on objects found exactly in shapes-world images")
+    register("geneval", _geneval, "GenEval's oracle: Mask2Former Swin-S detections, CLIP ViT-L-14 colours, GenEval's rules")
 
 
 def _shapes_prompts(path, limit):
