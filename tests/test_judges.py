@@ -64,7 +64,7 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             with server.lock:
                 server.in_flight -= 1
-        data = json.dumps(payload).encode()
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -280,6 +280,30 @@ def test_a_refused_request_is_not_retried(registry, server, tmp_path):
     with pytest.raises(MilrError, match="refused the request.*does not exist"):
         critic(registry, "unified", server, tmp_path, model="nope").score([image(1)], RECORD)
     assert len(server.requests) == 1
+
+
+def test_a_body_that_is_no_chat_completion_is_a_clear_error(registry, server, tmp_path):
+    for body in (b"<html>Welcome to nginx", b"[1, 2]"):
+        server.requests.clear()
+        server.script = lambda n, b, headers, body=body: (200, body, 0.0)
+        with pytest.raises(MilrError, match="did not answer with a chat completion; is base_url"):
+            critic(registry, "unified", server, tmp_path).score([image(1)], RECORD)
+        assert len(server.requests) == 1
+
+
+def test_no_server_listening(registry, tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port that was free a moment ago
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    judge = registry.create(
+        "critic", "unified", base_url=f"http://127.0.0.1:{port}/v1", cache_dir="off", max_retries=2, backoff=0.001
+    )
+    with pytest.raises(
+        MilrError, match=rf"127.0.0.1:{port}/v1: no answer after 3 attempts; last error: APIConnectionError"
+    ):
+        judge.score([image(1)], RECORD)
 
 
 def test_slow_answers_time_out_and_are_retried(registry, server, tmp_path):

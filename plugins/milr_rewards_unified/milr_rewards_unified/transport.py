@@ -71,11 +71,20 @@ class JudgeClient:
                 if exc.status_code < 500 and exc.status_code not in RETRY_STATUSES:
                     raise MilrError(f"{self.where} refused the request: {self._explain(exc)}") from None
                 last = exc
-            except (openai.APIConnectionError, openai.APIResponseValidationError) as exc:  # timeouts included
+                continue
+            except openai.APIConnectionError as exc:  # timeouts included
                 last = exc
-            else:
-                choices = reply.choices or []
-                return self.scrub((choices[0].message.content or "") if choices else "")
+                continue
+            except ValueError:  # a body that is not JSON
+                reply = None
+            if not hasattr(reply, "choices"):
+                # the wrong URL rather than a passing fault: asking again would not help
+                raise MilrError(
+                    f"{self.where} did not answer with a chat completion; is base_url an "
+                    "OpenAI-compatible /v1 endpoint?"
+                )
+            choices = reply.choices or []
+            return self.scrub((choices[0].message.content or "") if choices else "")
         raise MilrError(
             f"{self.where}: no answer after {s.max_retries + 1} attempts; last error: {self._explain(last)}"
         )
