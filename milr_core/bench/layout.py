@@ -1,0 +1,121 @@
+"""The bench output folder: GenEval's own layout plus what resume and summaries need.
+
+    <out>/config.json                      settings (compared on resume) + environment and versions
+    <out>/summary.json                     per tag and overall, merged from the result.json files
+    <out>/<index:05d>/metadata.jsonl       the prompt record as ONE JSON object (GenEval json.loads it)
+    <out>/<index:05d>/samples/<k:04d>.png  final image of independent run k
+    <out>/<index:05d>/trace.jsonl          MILR trajectory: one line per (run, step)
+    <out>/<index:05d>/result.json          written last: a prompt is finished iff it exists
+
+Every file is written atomically (temporary name starting with "." + rename), so a
+killed run leaves whole files or none, and GenEval's evaluator (digit folders,
+files matching \\d+\\.png) never sees a temporary file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import MilrError
+from ..runs import atomic_image, atomic_json, atomic_write
+
+
+def _flat(data: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def differences(old: dict, new: dict, most: int = 4) -> str:
+    """'key: old -> new' for the settings that changed, at most `most` of them."""
+    a, b = _flat(old), _flat(new)
+    changed = [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+    more = f" and {len(changed) - most} more" if len(changed) > most else ""
+    return ", ".join(changed[:most]) + more
+
+
+class BenchDir:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def prompt_dir(self, index: int) -> Path:
+        return self.root / f"{index:05d}"
+
+    def finished(self, index: int) -> bool:
+        return (self.prompt_dir(index) / "result.json").is_file()
+
+    def count_finished(self, indices) -> int:
+        return sum(self.finished(i) for i in indices)
+
+    # -- the run's settings ------------------------------------------------
+    def check(self, settings: dict, force_mix: bool) -> dict | None:
+        """The folder's previous config.json, after refusing settings that differ from it."""
+        path = self.root / "config.json"
+        if path.is_file():
+            try:
+                old = json.loads(path.read_text())
+            except json.JSONDecodeError:
+                raise MilrError(f"{path} is not valid JSON; remove it or choose another --out") from None
+            diff = differences(old.get("settings", {}), settings)
+            if diff and not force_mix:
+                raise MilrError(f"{self.root} holds a bench run with other settings ({diff}); "
+                                "choose another --out, or pass --force-mix to add to it anyway")
+            return old
+        if self.root.is_dir() and any(p.name.isdigit() for p in self.root.iterdir()) and not force_mix:
+            raise MilrError(f"{self.root} holds prompt folders but no config.json; choose another --out, "
+                            "or pass --force-mix to add to it anyway")
+        return None
+
+    def write_config(self, settings: dict, environment: dict, old: dict | None) -> None:
+        """config.json; settings mixed in with --force-mix are kept under `mixed_with`."""
+        config = {"settings": settings, **environment}
+        if old is not None:
+            mixed = old.get("mixed_with", [])
+            if old.get("settings") != settings:
+                mixed = mixed + [old.get("settings")]
+            if mixed:
+                config["mixed_with"] = mixed
+        try:
+            atomic_json(self.root / "config.json", config)
+        except OSError as exc:
+            raise MilrError(f"cannot write to output folder {self.root}: {exc.strerror or exc}") from None
+
+    def read_config(self) -> dict:
+        path = self.root / "config.json"
+        if not path.is_file():
+            raise MilrError(f"{self.root} is not a bench folder: it has no config.json")
+        return json.loads(path.read_text())
+
+    # -- one prompt ----------------------------------------------------------
+    def start_prompt(self, index: int, record: dict) -> None:
+        """metadata.jsonl, after removing what a killed attempt left half-written."""
+        folder = self.prompt_dir(index)
+        for stale in folder.glob("**/.*.tmp"):
+            stale.unlink(missing_ok=True)
+        atomic_write(folder / "metadata.jsonl", (json.dumps(record, ensure_ascii=False) + "\n").encode())
+
+    def write_sample(self, index: int, k: int, image) -> str:
+        name = f"samples/{k:04d}.png"
+        atomic_image(self.prompt_dir(index) / name, image)
+        return name
+
+    def write_trace(self, index: int, lines: list[dict]) -> None:
+        text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+        atomic_write(self.prompt_dir(index) / "trace.jsonl", text.encode())
+
+    def write_result(self, index: int, result: dict) -> None:
+        atomic_json(self.prompt_dir(index) / "result.json", result)
+
+    def read_result(self, index: int) -> dict | None:
+        path = self.prompt_dir(index) / "result.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def prompt_indices(self) -> list[int]:
+        """Indices of the prompt folders on disk (GenEval's rule: names of digits only)."""
+        return sorted(int(p.name) for p in self.root.iterdir() if p.is_dir() and p.name.isdigit())

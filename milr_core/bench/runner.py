@@ -1,0 +1,185 @@
+"""The benchmark runner: baseline, Best-of-N or MILR over a prompt set, resumable, sharded.
+
+Every mode is the engine with different settings, so all three share one code
+path: baseline is step 0 with one image, Best-of-N is step 0 with N images (the
+engine keeps the critic's best), MILR is the full search. Prompt i's run k uses
+seed `seed + i * images_per_prompt + k` and touches no state left by other
+prompts, so a prompt's outputs do not depend on which rank ran it, or when.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..config import RunConfig
+from ..errors import MilrError
+from ..interfaces import PromptRecord
+from .layout import BenchDir
+from .summary import summarize
+
+MODES = ("baseline", "best-of-n", "milr")
+
+
+class BenchSettings(BaseModel):
+    """Everything that decides a bench run's outputs; a resumed run must match it exactly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    benchmark: str
+    prompts: int = Field(description="How many prompts (after --limit).")
+    prompts_sha256: str = Field(description="Hash of the prompt records: the same file, edited, is another run.")
+    mode: Literal["baseline", "best-of-n", "milr"]
+    n: int | None = Field(None, ge=1, le=64, description="Best-of-N: images per independent run.")
+    images_per_prompt: int = Field(1, ge=1, le=1000, description="Independent runs (final images) per prompt.")
+    backbone: str
+    critic: str
+    dtype: str | None = None
+    run: RunConfig = Field(description="The engine settings as the mode applies them.")
+
+
+def prompts_hash(records: list[PromptRecord]) -> str:
+    text = json.dumps([r.to_dict() for r in records], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def mode_config(mode: str, run: RunConfig, n: int | None) -> RunConfig:
+    """The engine settings each mode runs with."""
+    if mode == "milr":
+        if n is not None:
+            raise MilrError("--n is the N of best-of-n; MILR's images per step is --samples")
+        return run
+    if mode == "baseline":
+        if n is not None:
+            raise MilrError("--n is the N of best-of-n; baseline draws one image")
+        return run.model_copy(update={"steps": 0, "samples": 1})
+    if mode == "best-of-n":
+        if n is None:
+            raise MilrError("best-of-n needs --n N, or --n-from DIR to match a MILR run's images per prompt")
+        return run.model_copy(update={"steps": 0, "samples": n})
+    raise MilrError(f"unknown mode {mode!r}; known modes: {', '.join(MODES)}")
+
+
+def judge(critic, image, record: PromptRecord, reward: float | None, threshold: float) -> dict[str, Any]:
+    """0/1 correctness: the critic's own verdict when it has one (an oracle), else reward > threshold."""
+    verdict = getattr(critic, "verdict", None)
+    if callable(verdict):
+        v = verdict(image, record)
+        return {"correct": bool(v.correct), "judged_by": "verdict", "verdict": getattr(v, "reason", "")}
+    return {"correct": reward is not None and reward > threshold, "judged_by": f"reward > {threshold}"}
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+class Bench:
+    """One rank's share of a bench run, on loaded models."""
+
+    def __init__(self, settings: BenchSettings, records: list[PromptRecord], folder: BenchDir,
+                 backbone, critic, strategy):
+        self.settings, self.records, self.folder = settings, records, folder
+        self.backbone, self.critic, self.strategy = backbone, critic, strategy
+
+    def run_prompt(self, index: int) -> None:
+        import torch
+
+        from ..engine import run_milr
+
+        s, record = self.settings, self.records[index]
+        self.folder.start_prompt(index, record.to_dict())
+        samples, trace = [], []
+        t0 = time.perf_counter()
+        for k in range(s.images_per_prompt):
+            seed = s.run.seed + index * s.images_per_prompt + k
+            torch.manual_seed(seed)  # anything a plugin draws from the global generator
+            on_step = (lambda step, k=k: trace.append({"sample": k, **step.trace()})) if s.mode == "milr" else None
+            result = run_milr(self.backbone, self.critic, self.strategy, record,
+                              s.run.model_copy(update={"seed": seed}), on_step)
+            file = self.folder.write_sample(index, k, result.best_image)
+            reward = _finite(result.best_reward)
+            samples.append({
+                "file": file,
+                "seed": seed,
+                "reward": reward,
+                "detail": result.steps[result.best_step].details[result.best_sample],
+                **judge(self.critic, result.best_image, record, reward, s.run.threshold),
+                "images": result.images_generated,
+                "steps": len(result.steps) - 1,
+                "best_step": result.best_step,
+                "stopped_early": result.stopped_early,
+                "reasoning": result.best_reasoning,
+            })
+        if trace:
+            self.folder.write_trace(index, trace)
+        self.folder.write_result(index, {
+            "index": index, "prompt": record.prompt, "tag": record.tag, "mode": s.mode,
+            "samples": samples, "seconds": round(time.perf_counter() - t0, 3),
+        })
+
+
+def merge_summary(folder: BenchDir, settings: BenchSettings) -> dict[str, Any]:
+    """summary.json from the result.json files on disk, whoever wrote them."""
+    results = [r for r in (folder.read_result(i) for i in range(settings.prompts)) if r is not None]
+    summary = {
+        "benchmark": settings.benchmark, "mode": settings.mode, "backbone": settings.backbone,
+        "critic": settings.critic, "prompts": settings.prompts, "finished": len(results),
+        **summarize(results),
+    }
+    from ..runs import atomic_json
+
+    atomic_json(folder.root / "summary.json", summary)
+    return summary
+
+
+def _load_models(settings: BenchSettings, device: str | None):
+    from ..plugins import registry
+
+    reg = registry()
+    strategy = reg.create("strategy", settings.run.strategy)
+    critic_entry = reg.get("critic", settings.critic)
+    backbone = reg.backbone(settings.backbone, device=device, dtype=settings.dtype)
+    return backbone, critic_entry.factory(backbone=backbone), strategy
+
+
+def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, *, force_mix: bool = False,
+              device: str | None = None, environment: dict | None = None, console=None,
+              show_progress: bool = True) -> dict[str, Any] | None:
+    """Run this process's shard of the prompts that are not finished; on rank 0 (or alone)
+    return the merged summary once every rank is done, elsewhere None."""
+    from ..runs import versions
+    from .dist import Dist
+    from .progress import DiskProgress
+
+    dist = Dist.from_env()
+    try:
+        folder = BenchDir(out)
+        flat = settings.model_dump(mode="json")
+        old = folder.check(flat, force_mix)  # every rank reads the same file, so all refuse alike
+        dist.barrier()  # nobody reads config.json once rank 0 may rewrite it
+        device = dist.device(device)
+        if dist.main:
+            env = {"versions": versions(), "world_size": dist.world, "device": device, **(environment or {})}
+            folder.write_config(flat, env, old)
+        everything = list(range(settings.prompts))
+        left = [i for i in everything if not folder.finished(i)]  # no rank writes results before the barrier below
+        mine = dist.shard(left)
+        label = f"{settings.benchmark} {settings.mode}"
+        with DiskProgress(folder, everything, label, console, enabled=dist.main and show_progress):
+            # rank 0 loads first, so a first-use download or build happens once, not racing in N processes
+            models = _load_models(settings, device) if dist.main and left else None
+            dist.barrier()
+            if mine:
+                bench = Bench(settings, records, folder, *(models or _load_models(settings, device)))
+                for i in mine:
+                    bench.run_prompt(i)
+            dist.barrier()
+        return merge_summary(folder, settings) if dist.main else None
+    finally:
+        dist.close()
