@@ -184,6 +184,13 @@ def report(
     out.print(f"report: {page}", highlight=False, soft_wrap=True)
 
 
+# `milr bench` and `milr eval` live with the runner; their heavy imports happen when they run.
+from .bench.cli import bench, evaluate  # noqa: E402
+
+app.command("bench")(bench)
+app.command("eval")(evaluate)
+
+
 def main() -> None:
     try:
         app()
