@@ -1,6 +1,6 @@
 """Judge answers on disk, so that scoring the same image the same way again costs no request.
 
-An entry is keyed by sha256 of the image's PNG bytes, the model, the template,
+An entry is keyed by sha256 of the image's pixels, the model, the template,
 the system message and the exact text sent (which holds the prompt); it stores
 the raw answer, which is parsed again on every read. Only answers that held a
 score are stored, so a judge that rambled once is asked again on the next run.
