@@ -161,8 +161,9 @@ def color_crop(image: Image, det: Detection, bgcolor: str = BGCOLOR) -> Image:
     return image.crop(det.box)
 
 
-def _autocast(device: torch.device):
-    # CLIP_benchmark runs the classifier under CUDA fp16 autocast (amp=True); CPU stays float32.
+def cuda_autocast(device: torch.device):
+    """fp16 autocast on CUDA, as CLIP_benchmark's classifier (amp=True) and OpenAI CLIP on CUDA
+    (fp16 weights) run; the CPU stays float32."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
     return contextlib.nullcontext()
@@ -181,7 +182,7 @@ class ColorClassifier:
         """(D, len(COLORS)) classifier columns for objects of `classname`, cached."""
         if classname not in self._weights:
             texts = [t.format(c=color, cls=classname) for color in COLORS for t in TEMPLATES]
-            with _autocast(self.device):
+            with cuda_autocast(self.device):
                 emb = self.model.encode_text(self.tokenizer(texts).to(self.device)).float()
             emb = F.normalize(emb, dim=-1).view(len(COLORS), len(TEMPLATES), -1).mean(1)
             self._weights[classname] = F.normalize(emb, dim=-1).T
@@ -193,7 +194,7 @@ class ColorClassifier:
         colors = []
         for start in range(0, len(crops), CLIP_BATCH):
             pixels = torch.stack([self.preprocess(crop) for crop in crops[start : start + CLIP_BATCH]])
-            with _autocast(self.device):
+            with cuda_autocast(self.device):
                 feats = self.model.encode_image(pixels.to(self.device)).float()
             feats = F.normalize(feats, dim=-1)
             for feat, classname in zip(feats, classnames[start : start + CLIP_BATCH]):

@@ -19,10 +19,42 @@ def _geneval(backbone=None, **kwargs):
     return GenevalOracle.load(**kwargs)
 
 
+def _mixed(backbone=None, **kwargs):
+    from .mixed import MixedCritic
+
+    return MixedCritic.load(**kwargs)
+
+
+def _clip(name):
+    def make(backbone=None, **kwargs):
+        from .clip_score import ClipScore
+
+        return ClipScore.load(name, **kwargs)
+
+    return make
+
+
+def _t2i_blip_vqa(backbone=None, **kwargs):
+    from .t2i import T2IBlipVqa
+
+    return T2IBlipVqa.load(**kwargs)
+
+
+def _t2i_spatial(backbone=None, **kwargs):
+    from .t2i import T2ISpatial
+
+    return T2ISpatial.load(**kwargs)
+
+
 @hookimpl
 def register_critics(register):
     register("shapes-oracle", _shapes_oracle, "GenEval's rules on objects found exactly in shapes-world images")
     register("geneval", _geneval, "GenEval's oracle: Mask2Former Swin-S detections, CLIP ViT-L-14 colours, GenEval's rules")
+    register("mixed", _mixed, "GroundingDINO objects, counts and positions + BLIP VQA attributes (mean of atom scores)")
+    register("clipscore", _clip("clipscore"), "CLIPScore with open_clip ViT-L-14: min(2.5 * max(cos, 0), 1)")
+    register("t2i-clip", _clip("t2i-clip"), "T2I-CompBench non-spatial: CLIP ViT-B/32 cosine")
+    register("t2i-blip-vqa", _t2i_blip_vqa, "T2I-CompBench attribute binding: product of BLIP-VQA P(yes) per noun phrase")
+    register("t2i-spatial", _t2i_spatial, "T2I-CompBench 2D spatial score on GroundingDINO detections")
 
 
 def _shapes_prompts(path, limit):

@@ -92,7 +92,9 @@ def grounding_dino(small: bool = True) -> tuple[Any, Any]:
                                  window_size=4, out_features=["stage2", "stage3", "stage4"]),
             text_config=dict(model_type="bert", hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                              intermediate_size=64),
-            d_model=32, encoder_layers=1, decoder_layers=1, encoder_ffn_dim=64, decoder_ffn_dim=64,
+            # d_model 64: its GroupNorms (32 groups) need 2 values per group on a 1x1 top level; two
+            # decoder layers: the box heads of later layers are tied to the first one's
+            d_model=64, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
             encoder_attention_heads=2, decoder_attention_heads=2, num_queries=30,
         )  # fmt: skip
         image_processor = GroundingDinoImageProcessor(size={"shortest_edge": SMALL_IMAGE, "longest_edge": SMALL_IMAGE})

@@ -1,0 +1,151 @@
+"""T2I-CompBench's scores as critics: `t2i-blip-vqa` (attribute binding) and `t2i-spatial` (2D spatial).
+
+Written from Karine-Huang/T2I-CompBench @ 1b70949 (BENCHMARKS.md section 2);
+`t2i-clip` (non-spatial) lives in clip_score.py.
+
+t2i-blip-vqa (BLIPvqa_eval/BLIP_vqa.py): one question "<noun phrase>?" per
+noun phrase of the prompt (up to 8; phrases.py replaces spaCy's chunker), each
+answered by BLIP VQA as P(yes) / (P(yes) + P(no)); score = their product.
+Same checkpoint (`Salesforce/blip-vqa-capfilt-large` is the upstream
+`model_base_vqa_capfilt_large.pth`), see vqa.py for the input size. Upstream
+rounds each factor to 4 decimals; milr keeps full precision (a reward).
+
+t2i-spatial (UniDet_eval/2D_spatial_eval.py): the first relation of upstream's
+list found in the prompt, the objects on either side of it, one detection per
+object (the most confident one), then upstream's score: 0.25 * s1 + 0.25 * s2 +
+0.5 * position when both are found, 0.25 * s when one is, 0 when none; any
+score below 0.5 becomes 0. Differences, and why:
+- Detector: GroundingDINO (grounding.py) instead of UniDet, which needs
+  detectron2 and a checkpoint outside any model hub. GroundingDINO is asked for
+  the objects by name, so "girl" is found as a girl (upstream maps girl, boy,
+  man, woman to UniDet's "person") and "teddy bear" as a whole. Its box threshold
+  is its own 0.35 instead of UniDet's 0.5: the two detectors' scores are not on
+  one scale.
+- Objects: the noun phrases next to the relation (phrases.py) instead of
+  spaCy's first and last nouns; for upstream's simple prompts ("a bag on the
+  left of a chair") both give bag and chair.
+- Pixel constants (distance 150, IoU 0.1) apply where upstream applies them:
+  boxes are scaled to UniDet's input size (shorter side 479, longer at most 480).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from milr_core.interfaces import Critic, PromptRecord, Score
+
+from . import grounding, phrases, vqa
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from .rules import Detection
+
+T2I_VQA = "Salesforce/blip-vqa-capfilt-large"
+T2I_VQA_ENV = "MILR_T2I_VQA"
+NP_NUM = 8  # BLIP_vqa.py --np_num
+# 2D_spatial_eval.py determine_position defaults, and the final cut-off
+IOU_THRESHOLD, DISTANCE_THRESHOLD, MIN_SCORE = 0.1, 150.0, 0.5
+UNIDET_SHORT, UNIDET_LONG = 479, 480  # UniDet's test resize (shorter side, longer side cap)
+NEAR = ("next to", "on side of", "near")
+
+
+class T2IBlipVqa(Critic):
+    """Product over the prompt's noun phrases of BLIP's P(yes) for "<phrase>?"."""
+
+    name = "t2i-blip-vqa"
+    requires = vqa.REQUIRES
+
+    def __init__(self, vqa_model: vqa.BlipYesNo):
+        self.vqa = vqa_model
+
+    @classmethod
+    def load(cls, vqa_model: str | None = None, device: str | None = None, **kwargs: Any) -> T2IBlipVqa:
+        """`vqa_model`: hub id or folder, else MILR_T2I_VQA, else Salesforce/blip-vqa-capfilt-large."""
+        return cls(vqa.BlipYesNo.load(vqa_model, T2I_VQA_ENV, T2I_VQA, device, **kwargs))
+
+    def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
+        asked = phrases.questions(record.prompt, NP_NUM)
+        if not asked:  # upstream: an empty slot scores 1
+            return [Score(1.0, "no noun phrase to ask about") for _ in images]
+        scores = []
+        for answers in self.vqa.p_yes(images, [asked] * len(images)):
+            detail = " x ".join(f"{q} {p:.4f}" for q, p in zip(asked, answers))
+            scores.append(Score(math.prod(answers), detail))
+        return scores
+
+
+def unidet_scale(width: int, height: int) -> float:
+    """The factor UniDet's test resize applies (shorter side 479, longer at most 480)."""
+    return min(UNIDET_SHORT / min(width, height), UNIDET_LONG / max(width, height))
+
+
+def position_score(relation: str | None, box1: tuple, box2: tuple) -> float:
+    """Upstream `determine_position`: how well object 1 stands `relation` object 2 (boxes in
+    UniDet pixels). "on top of" (without "the") and unknown relations score 0, as upstream."""
+    dx = (box2[0] + box2[2]) / 2 - (box1[0] + box1[2]) / 2
+    dy = (box2[1] + box2[3]) / 2 - (box1[1] + box1[3]) / 2
+    if relation in NEAR:
+        if abs(dx) < DISTANCE_THRESHOLD or abs(dy) < DISTANCE_THRESHOLD:
+            return 1.0
+        return DISTANCE_THRESHOLD / max(abs(dx), abs(dy))
+    # direction test per relation: object 2's centre lies on the opposite side along the main axis
+    ok = {
+        "on the right of": dx < 0 and abs(dx) > abs(dy),
+        "on the left of": dx > 0 and abs(dx) > abs(dy),
+        "on the bottom of": dy < 0 and abs(dy) > abs(dx),
+        "on the top of": dy > 0 and abs(dy) > abs(dx),
+    }.get(relation or "", False)
+    if not ok:
+        return 0.0
+    overlap = iou(box1, box2)
+    return 1.0 if overlap < IOU_THRESHOLD else IOU_THRESHOLD / overlap
+
+
+def iou(a: tuple, b: tuple) -> float:
+    """Plain IoU (no +1 pixel), as upstream's spatial evaluation."""
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def spatial_score(relation: str | None, first: Detection | None, second: Detection | None, scale: float) -> float:
+    """Upstream's combination of the two detection scores and the position score, with its 0.5 cut-off."""
+    if first and second:
+        boxes = [tuple(v * scale for v in det.box) for det in (first, second)]
+        value = 0.25 * first.score + 0.25 * second.score + 0.5 * position_score(relation, *boxes)
+    elif first or second:
+        value = 0.25 * (first or second).score
+    else:
+        value = 0.0
+    return value if value >= MIN_SCORE else 0.0
+
+
+class T2ISpatial(Critic):
+    """T2I-CompBench's 2D spatial score with GroundingDINO detections."""
+
+    name = "t2i-spatial"
+    requires = grounding.REQUIRES
+
+    def __init__(self, grounder: grounding.Grounder):
+        self.grounder = grounder
+
+    @classmethod
+    def load(cls, detector: str | None = None, device: str | None = None, **kwargs: Any) -> T2ISpatial:
+        """`detector`: hub id or folder, else MILR_GROUNDING_DINO, else IDEA-Research/grounding-dino-base."""
+        return cls(grounding.Grounder.load(detector, device, **kwargs))
+
+    def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
+        parsed = phrases.spatial(record.prompt)
+        if parsed is None:
+            return [Score(0.0, "no spatial relation with an object on each side") for _ in images]
+        obj1, relation, obj2 = parsed
+        scores = []
+        for image, found in zip(images, self.grounder.detect(images, [obj1, obj2])):
+            first = next((d for d in found if d.label == obj1), None)
+            second = next((d for d in found if d.label == obj2), None)
+            value = spatial_score(relation, first, second, unidet_scale(image.width, image.height))
+            seen = ", ".join(f"{d.label} {d.score:.2f}" for d in (first, second) if d) or "neither"
+            scores.append(Score(value, f"{obj1} {relation} {obj2}: found {seen}"))
+        return scores

@@ -1,0 +1,153 @@
+"""T2I-CompBench critics: the noun-phrase chunker, BLIP's question handling and P(yes), the 2D spatial
+formula on hand-made boxes, and `t2i-blip-vqa` / `t2i-spatial` on tiny random models."""
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("transformers")
+
+from milr_core.errors import MissingWeights  # noqa: E402
+from milr_core.interfaces import PromptRecord  # noqa: E402
+from milr_rewards_geneval import phrases, random_models, t2i  # noqa: E402
+from milr_rewards_geneval.rules import Detection  # noqa: E402
+from milr_rewards_geneval.vqa import BlipYesNo, pre_question  # noqa: E402
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("a red book and a yellow vase", ["a red book", "a yellow vase"]),
+    ("fluffy clouds and a glass table", ["fluffy clouds", "a glass table"]),
+    ("a metallic fork and leather gloves", ["a metallic fork", "leather gloves"]),
+    ("a bathroom with green tile and a red shower curtain", ["a bathroom", "green tile", "a red shower curtain"]),
+    ("The black chair was on the left of the white table.", ["the black chair", "the left", "the white table"]),
+    ("A man is holding a book and reading on a park bench.", ["a man", "a book", "reading", "a park bench"]),
+    ("two cats", ["two cats"]),
+])  # fmt: skip
+def test_noun_phrases(prompt, expected):
+    assert phrases.noun_phrases(prompt) == expected
+
+
+def test_questions_skip_upstreams_chunks_and_stop_at_eight():
+    assert phrases.questions("a bag on the left of a chair") == ["a bag?", "a chair?"]
+    assert phrases.questions("a frog on the top of a bowl") == ["a frog?", "the top?", "a bowl?"]  # as upstream
+    many = " and ".join(f"a {c} {n}" for c, n in zip(["red"] * 10, "abcdefghij"))
+    assert len(phrases.questions(many)) == 8
+
+
+@pytest.mark.parametrize("prompt, expected", [
+    ("a bag on the left of a chair", ("bag", "on the left of", "chair")),
+    ("a teddy bear next to a traffic light", ("teddy bear", "next to", "traffic light")),
+    ("The green plant was on top of the wooden shelf.", ("green plant", "on top of", "wooden shelf")),
+    ("a dog near a cat on side of a car", ("cat", "on side of", "car")),  # upstream's list order decides
+    ("a dog above a cat", None),
+])  # fmt: skip
+def test_spatial_parse(prompt, expected):
+    assert phrases.spatial(prompt) == expected
+
+
+def test_pre_question_cleans_like_blip():
+    assert pre_question('A (Red) "Book"; on: the #table!?') == "a red book on the table?"
+    assert len(pre_question("word " * 80).split()) == 50
+
+
+BOX = (100, 100, 200, 200)
+
+
+@pytest.mark.parametrize("relation, other, expected", [
+    ("on the left of", (300, 100, 400, 200), 1.0),
+    ("on the left of", (150, 100, 250, 200), 0.1 / (50 * 100 / (2 * 100 * 100 - 50 * 100))),  # IoU 1/3
+    ("on the left of", (0, 100, 50, 200), 0.0),
+    ("on the right of", (0, 100, 50, 200), 1.0),
+    ("on the top of", (100, 300, 200, 400), 1.0),
+    ("on the bottom of", (100, 0, 200, 50), 1.0),
+    ("on the bottom of", (300, 0, 400, 50), 0.0),  # mostly sideways
+    ("next to", (220, 400, 320, 500), 1.0),  # |dx| 120 < 150
+    ("near", (400, 500, 500, 600), 150 / 400),
+    ("on top of", (100, 300, 200, 400), 0.0),  # no branch upstream
+    (None, (300, 100, 400, 200), 0.0),
+])  # fmt: skip
+def test_position_score(relation, other, expected):
+    assert t2i.position_score(relation, BOX, other) == pytest.approx(expected)
+
+
+def test_spatial_score_combines_and_cuts_below_half():
+    a, b = Detection("bag", (10, 10, 50, 50), 0.8), Detection("chair", (200, 10, 240, 50), 0.6)
+    assert t2i.spatial_score("on the left of", a, b, 1.0) == pytest.approx(0.25 * 0.8 + 0.25 * 0.6 + 0.5)
+    assert t2i.spatial_score("on the right of", a, b, 1.0) == 0.0  # 0.35 < 0.5
+    assert t2i.spatial_score("on the left of", a, None, 1.0) == 0.0
+    # 150 px apart in UniDet's 479 px space, not in the 384 px image
+    near_a, near_b = Detection("a", (0, 0, 10, 10), 1.0), Detection("b", (0, 130, 10, 140), 1.0)
+    far = Detection("b", (130, 130, 140, 140), 1.0)
+    scale = t2i.unidet_scale(384, 384)
+    assert scale == pytest.approx(479 / 384)
+    assert t2i.spatial_score("near", near_a, near_b, scale) == 1.0
+    assert t2i.spatial_score("near", near_a, far, scale) == pytest.approx(0.5 + 0.5 * 150 / (130 * scale))
+
+
+class StubGrounder:
+    def __init__(self, found):
+        self.found = found
+
+    def detect(self, images, labels):
+        return self.found
+
+
+def test_t2i_spatial_on_stubbed_detections():
+    record = PromptRecord("a bag on the left of a chair")
+    found = [[Detection("chair", (300, 0, 380, 80), 0.9), Detection("bag", (0, 0, 80, 80), 0.7),
+              Detection("bag", (320, 0, 380, 80), 0.5)],  # the most confident bag counts
+             [Detection("chair", (0, 0, 80, 80), 0.9)]]  # fmt: skip
+    image = Image.new("RGB", (384, 384))
+    scores = t2i.T2ISpatial(StubGrounder(found)).score([image, image], record)
+    assert scores[0].value == pytest.approx(0.25 * 0.7 + 0.25 * 0.9 + 0.5)
+    assert scores[1].value == 0.0 and "found chair 0.90" in scores[1].detail
+    assert t2i.T2ISpatial(StubGrounder([[]])).score([image], PromptRecord("a dog and a cat"))[0].value == 0.0
+
+
+@pytest.fixture(scope="module")
+def tiny_blip():
+    return BlipYesNo(*random_models.blip_vqa(small=True), batch_size=2)
+
+
+def noise(n):
+    rng = np.random.default_rng(3)
+    return [Image.fromarray(rng.integers(0, 255, (40 + 8 * i, 56, 3), dtype=np.uint8)) for i in range(n)]
+
+
+def test_blip_yes_no_uses_bert_ids_and_is_batch_invariant(tiny_blip):
+    assert (tiny_blip.yes, tiny_blip.no, tiny_blip.bos, tiny_blip.enc) == (2748, 2053, 30522, 30523)
+    images = noise(2)
+    together = tiny_blip.p_yes(images, [["a red dog?", "is the dog red?"], ["a car?", "x?", "the top?"]])
+    alone = [tiny_blip.p_yes([images[1]], [[q]])[0][0] for q in ("a car?", "x?", "the top?")]
+    assert together[1] == pytest.approx(alone, abs=1e-6)
+    assert all(0 < p < 1 for row in together for p in row)
+
+
+def test_t2i_blip_vqa_is_the_product_of_phrase_answers(tiny_blip):
+    critic = t2i.T2IBlipVqa(tiny_blip)
+    images = noise(3)
+    record = PromptRecord("a red book and a yellow vase")
+    scores = critic.score(images, record)
+    answers = tiny_blip.p_yes(images, [["a red book?", "a yellow vase?"]] * 3)
+    assert [s.value for s in scores] == pytest.approx([math.prod(a) for a in answers])
+    assert all(0 <= s.value <= 1 and "a yellow vase?" in s.detail for s in scores)
+    assert critic.score(images[:1], PromptRecord("on and with"))[0].value == 1.0
+
+
+def test_tiny_t2i_spatial_runs_on_grounding_dino():
+    from milr_rewards_geneval.grounding import Grounder
+
+    critic = t2i.T2ISpatial(Grounder(*random_models.grounding_dino(small=True), batch_size=2))
+    scores = critic.score(noise(3), PromptRecord("a bag on the left of a chair"))
+    assert len(scores) == 3 and all(s.value == 0.0 or 0.5 <= s.value <= 1.0 for s in scores)
+    assert all("bag on the left of chair" in s.detail for s in scores)
+
+
+def test_missing_vqa_weights_say_what_to_download(tmp_path, monkeypatch):
+    monkeypatch.delenv(t2i.T2I_VQA_ENV, raising=False)
+    (tmp_path / "config.json").write_text("{}")  # a folder with a config but no weights
+    with pytest.raises(MissingWeights, match="hf download Salesforce/blip-vqa-capfilt-large --local-dir DIR") as err:
+        t2i.T2IBlipVqa.load(vqa_model=str(tmp_path), device="cpu")
+    assert "MILR_T2I_VQA=DIR" in str(err.value)
