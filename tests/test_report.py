@@ -18,7 +18,8 @@ from milr_core.cli import app
 from milr_core.config import RunConfig
 from milr_core.engine import run_milr
 from milr_core.interfaces import PromptRecord
-from milr_core.report import word_diff, write_report
+from milr_core.report import write_report
+from milr_core.report.run import word_diff
 from milr_core.runs import RunDir
 from milr_core.strategies import Alternate
 
@@ -40,7 +41,7 @@ class Page(HTMLParser):
         if tag == "img":
             a = dict(attrs)
             head, data = a["src"].split(",", 1)
-            assert head == "data:image/png;base64", "the page must not depend on files beside it"
+            assert head in ("data:image/png;base64", "data:image/jpeg;base64"), "the page must not depend on other files"
             image = Image.open(io.BytesIO(base64.b64decode(data)))
             image.load()
             self.images.append((a.get("alt", ""), image))
@@ -121,17 +122,54 @@ def test_interrupted_run_still_reports(tmp_path):
     assert page.visible.count("image missing") == 1
 
 
+def make_bench(root, mode, n, scores):
+    """A bench folder in milr_core/bench/layout.py's layout; `scores`: per prompt (reward, correct) or None (not run)."""
+    tags = ["counting", "position"]
+    results = {}
+    for i, score in enumerate(scores):
+        if score is None:
+            continue
+        reward, correct = score
+        folder = root / f"{i:05d}"
+        (folder / "samples").mkdir(parents=True)
+        Image.new("RGB", (24, 24), (int(reward * 255), 0, 0)).save(folder / "samples" / "0000.png")
+        results[i] = {"index": i, "prompt": f"prompt {i} <b>", "tag": tags[i], "mode": mode,
+                      "samples": [{"file": "samples/0000.png", "reward": reward, "correct": correct, "detail": "d"}]}
+        (folder / "result.json").write_text(json.dumps(results[i]))
+
+    def group(rs):
+        return {"prompts": len(rs), "accuracy": sum(r["samples"][0]["correct"] for r in rs) / len(rs),
+                "reward": sum(r["samples"][0]["reward"] for r in rs) / len(rs), "images": n or 1, "steps": 0}
+
+    by_tag = {r["tag"]: group([r]) for r in results.values()}
+    summary = {"benchmark": "shapes", "mode": mode, "critic": "shapes-oracle", "prompts": len(scores),
+               "finished": len(results), "tags": by_tag, "all": group(list(results.values())),
+               "overall": {m: sum(g[m] for g in by_tag.values()) / len(by_tag) for m in ("accuracy", "reward", "images", "steps")}}
+    (root / "summary.json").write_text(json.dumps(summary))
+    (root / "config.json").write_text(json.dumps({"settings": {"mode": mode, "n": n}}))
+    return root
+
+
 def test_bench_folders_side_by_side(tmp_path):
-    folders = []
-    for name, overall in (("baseline", 0.5), ("milr", 0.75)):
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / "summary.json").write_text(json.dumps({"overall": overall, "tags": {"counting": overall / 2}, "note": "x"}))
-        folders.append(folder)
+    folders = [
+        make_bench(tmp_path / "base", "baseline", None, [(0.2, False), (0.7, True)]),
+        make_bench(tmp_path / "bon", "best-of-n", 3, [(0.4, False), (0.8, True)]),
+        make_bench(tmp_path / "milr", "milr", None, [(0.9, True), None]),
+    ]
     out = tmp_path / "compare.html"
     assert write_report(folders, out) == out
-    page = Page(out.read_text())
-    assert "overall 0.5 0.75" in page.visible and "tags.counting 0.25 0.375" in page.visible
+    text = out.read_text()
+    page = Page(text)
+    assert "baseline best-of-n (N=3) milr" in page.visible
+    # one table per metric: accuracy first, tags then the totals, the best of each row in bold
+    assert "counting 1 0.000 0.000 1.000 position 1 1.000 1.000 - overall (tag mean) 0.500 0.500 1.000" in page.visible
+    assert '<td class="num best">1.000</td></tr>' in text
+    alts = [alt for alt, _ in page.images]
+    assert alts[0] == "accuracy by tag" and (tmp_path / "accuracy_by_tag.png").is_file()
+    assert alts[1:] == ["baseline, prompt 0: reward 0.200", "best-of-n (N=3), prompt 0: reward 0.400",
+                        "milr, prompt 0: reward 0.900", "baseline, prompt 1: reward 0.700",
+                        "best-of-n (N=3), prompt 1: reward 0.800"]
+    assert "not run" in page.visible and "prompt 0 <b>" in page.visible
 
 
 def test_cli_report_and_its_errors(run, tmp_path):

@@ -1,0 +1,163 @@
+"""The page for `milr bench` folders, side by side (e.g. baseline, Best-of-N and MILR).
+
+Reads the folder layout of milr_core/bench/layout.py: `summary.json` (per tag,
+`overall` = mean of the tag means, `all` = every image), `config.json`
+(`settings.mode`, `settings.n`) and per prompt `<index:05d>/result.json` with
+its `samples` (file, reward, correct).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..runs import atomic_write
+from .page import NO_MATPLOTLIB, data_uri, esc, facts, figure_png, img, new_figure, page, png_uri, read_json
+
+CHART = "accuracy_by_tag.png"
+THUMB = 128
+TOTALS = (("overall", "overall (tag mean)"), ("all", "all images"))
+METRICS = (  # (summary key, title, digits, bold the highest: costs are not ranked)
+    ("accuracy", "Accuracy: share of correct images", 3, True),
+    ("reward", "Mean reward of the final images", 3, True),
+    ("images", "Images generated per final image (cost)", 2, False),
+    ("steps", "Optimisation steps per final image", 2, False),
+)
+
+
+@dataclass
+class Bench:
+    root: Path
+    label: str
+    summary: dict[str, Any]
+    results: dict[int, dict[str, Any]]  # prompt index -> result.json
+
+    def value(self, row: str, metric: str) -> float | None:
+        group = self.summary.get(row) if row in dict(TOTALS) else self.summary.get("tags", {}).get(row)
+        return (group or {}).get(metric)
+
+
+def load_bench(root: Path) -> Bench:
+    summary = read_json(root / "summary.json")
+    settings = read_json(root / "config.json").get("settings", {}) if (root / "config.json").is_file() else {}
+    mode = summary.get("mode") or settings.get("mode") or root.name
+    label = f"{mode} (N={settings['n']})" if settings.get("n") else mode
+    results = {
+        int(p.name): read_json(p / "result.json")
+        for p in sorted(root.iterdir())
+        if p.name.isdigit() and (p / "result.json").is_file()
+    }
+    return Bench(root, label, summary, results)
+
+
+def _labelled(benches: list[Bench]) -> list[Bench]:
+    """Two folders of the same mode are told apart by their folder names."""
+    labels = [b.label for b in benches]
+    for b in benches:
+        if labels.count(b.label) > 1:
+            b.label = f"{b.label} · {b.root.name}"
+    return benches
+
+
+def _rows(benches: list[Bench]) -> list[tuple[str, str]]:
+    """(summary key, shown name): every tag in order of first appearance, then the totals."""
+    tags = dict.fromkeys(t for b in benches for t in b.summary.get("tags", {}))
+    return [(t, t) for t in tags] + list(TOTALS)
+
+
+def _table(benches: list[Bench], metric: str, title: str, digits: int, rank: bool) -> str:
+    head = "".join(f'<th class="num">{esc(b.label)}</th>' for b in benches)
+    rows = []
+    for key, name in _rows(benches):
+        values = [b.value(key, metric) for b in benches]
+        known = [v for v in values if v is not None]
+        top = max(known) if rank and len(set(known)) > 1 else None  # no bold for a tie
+        cells = "".join(
+            f'<td class="num{" best" if v is not None and v == top else ""}">{"-" if v is None else f"{v:.{digits}f}"}</td>'
+            for v in values
+        )
+        prompts = next((g["prompts"] for b in benches if (g := b.summary.get("tags", {}).get(key))), "")
+        total = ' class="total"' if key == TOTALS[0][0] else ""
+        rows.append(f'<tr{total}><th>{esc(name)}</th><td class="num">{prompts}</td>{cells}</tr>')
+    return (
+        f"<div><h3>{esc(title)}</h3>"
+        f'<table class="scores"><tr><th>tag</th><th class="num">prompts</th>{head}</tr>{"".join(rows)}</table></div>'
+    )
+
+
+def accuracy_chart(benches: list[Bench]) -> bytes | None:
+    """Grouped bars: accuracy per tag and overall, one colour per folder; None without matplotlib."""
+    rows = _rows(benches)[:-1]  # "all images" is another weighting of the same numbers
+    fig = new_figure(min(10.0, 2.0 + 0.4 * len(rows) * len(benches)), 3.2)
+    if fig is None:
+        return None
+    ax = fig.add_subplot()
+    width = 0.8 / len(benches)
+    for j, b in enumerate(benches):
+        xs = [i + (j - (len(benches) - 1) / 2) * width for i in range(len(rows))]
+        ax.bar(xs, [b.value(key, "accuracy") or 0.0 for key, _ in rows], width, label=b.label)
+    ax.set_xticks(range(len(rows)), [name.replace(" (tag mean)", "") for _, name in rows], fontsize=8)
+    ax.set(ylim=(0, 1.05), ylabel="accuracy")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(benches), frameon=False)
+    return figure_png(fig)
+
+
+def _prompt_grid(benches: list[Bench]) -> str:
+    """One row per prompt: each folder's first final image with its reward and verdict."""
+    indices = sorted({i for b in benches for i in b.results})
+    head = "".join(f"<th>{esc(b.label)}</th>" for b in benches)
+    rows = []
+    for i in indices:
+        first = next(b.results[i] for b in benches if i in b.results)
+        cells = []
+        for b in benches:
+            samples = b.results.get(i, {}).get("samples", [])
+            if not samples:
+                cells.append('<td class="note">not run</td>')
+                continue
+            s = samples[0]
+            mark = {True: '<span class="ok">✓</span>', False: '<span class="wrong">✗</span>'}.get(s.get("correct"), "")
+            reward = "-" if s.get("reward") is None else f"{s['reward']:.3f}"
+            correct = sum(bool(x.get("correct")) for x in samples)
+            more = f"<small>{correct}/{len(samples)} correct</small>" if len(samples) > 1 else ""
+            alt = f"{b.label}, prompt {i}: reward {reward}"
+            cells.append(
+                f'<td><div class="cell" title="{esc(s.get("detail", ""))}">'
+                f"{img(data_uri(b.root / f'{i:05d}' / s['file'], THUMB), alt, 'thumb')}"
+                f"<span>{mark} {reward}</span>{more}</div></td>"
+            )
+        rows.append(
+            f'<tr><td class="num">{i}</td><td>{esc(first.get("prompt", ""))}<small>{esc(first.get("tag") or "")}</small></td>'
+            f'{"".join(cells)}</tr>'
+        )
+    return (
+        "<h2>Every prompt</h2>"
+        '<p class="note">The first final image of each prompt; ✓ correct, ✗ not. Hover an image for the critic\'s detail.</p>'
+        f'<table class="prompts"><tr><th>#</th><th>prompt</th>{head}</tr>{"".join(rows)}</table>'
+    )
+
+
+def bench_page(benches: list[Bench], chart: bytes | None) -> str:
+    names = sorted({str(b.summary.get("benchmark", "?")) for b in benches})
+    items = [(b.label, f"{b.summary.get('finished', '?')}/{b.summary.get('prompts', '?')} prompts · "
+                       f"critic {b.summary.get('critic', '?')} · {b.root}") for b in benches]
+    plot = NO_MATPLOTLIB if chart is None else f'<img src="{png_uri(chart)}" alt="accuracy by tag">'
+    body = [
+        f"<h1>MILR benchmark: {esc(', '.join(names))}</h1>",
+        facts(items),
+        f"<h2>Scores</h2>{plot}",
+        f'<div class="tables">{"".join(_table(benches, *m) for m in METRICS)}</div>',
+        '<p class="note">Bold: the best of a row, where they differ.</p>',
+        _prompt_grid(benches),
+    ]
+    return page(f"MILR benchmark: {', '.join(names)}", "".join(body))
+
+
+def write_bench_report(roots: list[Path], target: Path) -> None:
+    benches = _labelled([load_bench(r) for r in roots])
+    chart = accuracy_chart(benches)
+    if chart is not None:
+        atomic_write(target.parent / CHART, chart)
+    atomic_write(target, bench_page(benches, chart).encode())
