@@ -168,13 +168,16 @@ def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, *
             env = {"versions": versions(), "world_size": dist.world, "device": device, **(environment or {})}
             folder.write_config(flat, env, old)
         everything = list(range(settings.prompts))
-        left = [i for i in everything if not folder.finished(i)]  # no rank writes results before the barrier below
+        left = [i for i in everything if not folder.finished(i)]
         mine = dist.shard(left)
         label = f"{settings.benchmark} {settings.mode}"
         with DiskProgress(folder, everything, label, console, enabled=dist.main and show_progress):
-            # rank 0 loads first, so a first-use download or build happens once, not racing in N processes
-            models = _load_models(settings, device) if dist.main and left else None
-            dist.barrier()
+            models = None
+            if left and not Path(settings.backbone).expanduser().is_dir():
+                # A name may download or build its weights on first use: rank 0 does that alone (inside a
+                # process group transformers' save_pretrained writes on rank 0 only). Folders load at once.
+                models = _load_models(settings, device) if dist.main else None
+                dist.barrier()
             if mine:
                 bench = Bench(settings, records, folder, *(models or _load_models(settings, device)))
                 for i in mine:
