@@ -28,7 +28,12 @@ def _tiny(**kwargs):
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".janus-tiny-"))
         build_tiny(tmp)
-        os.replace(tmp, cache)  # a half-built folder is never seen under the real name
+        try:
+            os.replace(tmp, cache)  # a half-built folder is never seen under the real name
+        except OSError:  # another process (e.g. a torchrun rank) finished first: use its copy
+            import shutil
+
+            shutil.rmtree(tmp)
     return _backbone(str(cache), **kwargs)
 
 
