@@ -181,5 +181,5 @@ def builtin_benchmarks() -> list[tuple[str, Benchmark, str]]:
     return [
         ("geneval", Benchmark(geneval, critic="geneval"), "GenEval metadata JSONL (tag, include, exclude, prompt)"),
         ("t2i-compbench", Benchmark(t2i), "T2I-CompBench <category>_val.txt prompt files, one prompt per line"),
-        ("wise", Benchmark(wise), "WISE prompt JSON (prompt_id, Prompt, Explanation, Category, Subcategory)"),
+        ("wise", Benchmark(wise, critic="wise"), "WISE prompt JSON (prompt_id, Prompt, Explanation, Category, Subcategory)"),
     ]
