@@ -141,10 +141,10 @@ def instances(
     labels, queries = index % num_classes, index // num_classes
     masks = F.interpolate(mask_logits[None].float(), size=padded, mode="bilinear", align_corners=False)
     masks = F.interpolate(masks[..., : valid[0], : valid[1]], size=size, mode="bilinear", align_corners=False)[0]
-    masks = masks[queries]
+    # per query, then per kept (query, class) pair: a query can be kept with several classes
     binary = masks > 0
     mask_scores = (masks.sigmoid() * binary).flatten(1).sum(1) / (binary.flatten(1).sum(1) + 1e-6)
-    return labels, top * mask_scores, binary, mask_boxes(binary)
+    return labels, top * mask_scores[queries], binary[queries], mask_boxes(binary)[queries]
 
 
 def color_crop(image: Image, det: Detection, bgcolor: str = BGCOLOR) -> Image:
