@@ -134,3 +134,33 @@ def test_a_foreign_folder_is_not_mixed_into(tmp_path):
     with pytest.raises(MilrError, match="prompt folders but no config.json"):
         BenchDir(tmp_path).check({"mode": "milr"}, force_mix=False)
 
+
+
+def test_n_from_takes_a_milr_runs_mean_images(tmp_path):
+    from milr_core.bench.cli import _n_from
+
+    (tmp_path / "summary.json").write_text(json.dumps({"all": {"images": 4.6}}))
+    assert _n_from(tmp_path) == 5
+    with pytest.raises(MilrError, match="no summary with mean images"):
+        _n_from(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["bench", "nope"], "unknown benchmark 'nope'; known benchmarks: geneval, "),
+        (["bench", "geneval"], "geneval needs --prompts"),
+        (["bench", "shapes", "--mode", "best-of-n"], "best-of-n needs --n N"),
+        (["bench", "shapes", "--critic", "nope"], "unknown critic 'nope'"),
+        (["bench", "shapes", "--steps", "-1"], "steps=-1"),
+    ],
+)
+def test_bench_mistakes_are_one_line_errors_before_any_model_loads(tmp_path, args, message):
+    from typer.testing import CliRunner
+
+    from milr_core.cli import app
+
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert result.output.strip().startswith("error:") and message in result.output, result.output
+    assert not (tmp_path / "out").exists()
