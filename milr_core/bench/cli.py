@@ -21,6 +21,20 @@ def _n_from(folder: Path) -> int:
     return max(1, round(images))
 
 
+def _plugin_versions(reg, **names: str) -> dict[str, str]:
+    """Distribution and version behind each named benchmark / critic, for config.json."""
+    from importlib import metadata
+
+    found = {}
+    for kind, name in names.items():
+        source = reg.get(kind, name).source
+        try:
+            found[f"{kind} {name}"] = f"{source} {metadata.version(source)}"
+        except metadata.PackageNotFoundError:
+            found[f"{kind} {name}"] = source
+    return found
+
+
 def _check_backbone_name(reg, name: str) -> None:
     if name not in reg.entries["backbone"] and not Path(name).expanduser().is_dir():
         reg.get("backbone", name)  # raises UnknownName, listing the known ones
@@ -81,7 +95,8 @@ def bench(
         )
         root = out_dir or Path("runs") / f"bench-{name}-{mode}"
         summary = run_bench(settings, records, root, force_mix=force_mix, device=device, console=err,
-                            environment={"prompts_file": str(prompts) if prompts else None},
+                            environment={"prompts_file": str(prompts) if prompts else None,
+                                         "plugins": _plugin_versions(reg, benchmark=name, critic=critic)},
                             show_progress=not as_json)
     except MilrError as exc:
         fail(str(exc), exc.exit_code)
