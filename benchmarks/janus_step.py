@@ -32,6 +32,12 @@ def build(shape: str, device: str, dtype: torch.dtype):
     from milr_janus.backbone import JanusBackbone
     from milr_janus.tiny import BOI, CHAT_TEMPLATE, IMAGE, build_tokenizer
 
+    if shape == "tiny":  # CPU smoke tests of the benchmark scripts: milr_janus's tiny checkpoint
+        import tempfile
+
+        from milr_janus.tiny import build_tiny
+
+        return JanusBackbone.from_pretrained(str(build_tiny(tempfile.mkdtemp())), device=device, dtype=str(dtype).split(".")[-1])
     tok = build_tokenizer()
     hidden = TEXT_CONFIGS[shape]["hidden_size"]
     ids = {k: tok.convert_tokens_to_ids(getattr(tok, f"{k}_token")) for k in ("bos", "eos", "pad")}

@@ -4,11 +4,13 @@ an error that says exactly what to download when none of them has the weights.""
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
-from transformers import JanusForConditionalGeneration, JanusProcessor
+from typing import TYPE_CHECKING
 
 from milr_core.errors import MissingWeights
+
+if TYPE_CHECKING:  # transformers takes seconds to import: only when a model is really loaded
+    import torch
+    from transformers import JanusForConditionalGeneration, JanusProcessor
 
 ALIASES = {
     "janus-pro-1b": "deepseek-community/Janus-Pro-1B",
@@ -28,6 +30,7 @@ def _missing_help(source: str, hub_id: str, reason: str) -> str:
 
 def resolve(source: str, dtype: torch.dtype) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
     """Load model and processor from an alias, a local directory, or a hub id."""
+    from transformers import JanusForConditionalGeneration, JanusProcessor
     hub_id = ALIASES.get(source, source)
     path = Path(source).expanduser()
     if path.is_dir():
