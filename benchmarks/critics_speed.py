@@ -29,8 +29,11 @@ from PIL import Image
 from milr_core.interfaces import PromptRecord
 from milr_rewards_geneval import random_models as rm
 
-COLOR_ATTR = PromptRecord("a photo of a red dog and a blue car", "color_attr",
-                          [{"class": "dog", "count": 1, "color": "red"}, {"class": "car", "count": 1, "color": "blue"}])
+COLOR_ATTR = PromptRecord(
+    "a photo of a red dog and a blue car",
+    "color_attr",
+    [{"class": "dog", "count": 1, "color": "red"}, {"class": "car", "count": 1, "color": "blue"}],
+)
 RECORDS = {
     "geneval": COLOR_ATTR,
     "mixed": COLOR_ATTR,
@@ -129,7 +132,9 @@ def main() -> None:
 
     device = torch.device(args.device)
     rng = np.random.default_rng(0)
-    images = [Image.fromarray(rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)) for _ in range(args.batch)]
+    images = [
+        Image.fromarray(rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)) for _ in range(args.batch)
+    ]
     results = {name: measure(name, args.small, device, images, args.repeats) for name in args.critics}
 
     import open_clip
@@ -142,8 +147,11 @@ def main() -> None:
         "batch": args.batch,
         "image_size": args.size,
         "repeats": args.repeats,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "open_clip": open_clip.__version__},  # fmt: skip
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "open_clip": open_clip.__version__,
+        },
         "critics": results,
     }
     with open(args.out, "w") as f:

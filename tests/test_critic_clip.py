@@ -5,12 +5,12 @@ import pytest
 import torch
 from PIL import Image
 
-pytest.importorskip("open_clip")
+from milr_core.errors import MissingWeights
+from milr_core.interfaces import PromptRecord
+from milr_rewards_geneval import random_models
+from milr_rewards_geneval.clip_score import ClipScore
 
-from milr_core.errors import MissingWeights  # noqa: E402
-from milr_core.interfaces import PromptRecord  # noqa: E402
-from milr_rewards_geneval import random_models  # noqa: E402
-from milr_rewards_geneval.clip_score import ClipScore  # noqa: E402
+pytest.importorskip("open_clip")
 
 
 @pytest.fixture(scope="module")

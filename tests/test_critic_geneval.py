@@ -6,14 +6,15 @@ import pytest
 import torch
 from PIL import Image
 
+from milr_core.errors import MilrError, MissingWeights
+from milr_core.interfaces import PromptRecord
+from milr_rewards_geneval import geneval_oracle as go
+from milr_rewards_geneval import random_models
+from milr_rewards_geneval.rules import Detection
+
 pytest.importorskip("open_clip")
 pytest.importorskip("transformers")
 
-from milr_core.errors import MilrError, MissingWeights  # noqa: E402
-from milr_core.interfaces import PromptRecord  # noqa: E402
-from milr_rewards_geneval import geneval_oracle as go  # noqa: E402
-from milr_rewards_geneval import random_models  # noqa: E402
-from milr_rewards_geneval.rules import Detection  # noqa: E402
 
 RGB = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "white": (250, 250, 250)}
 
@@ -35,7 +36,9 @@ def test_instances_follow_mmdet_postprocessing():
     masks = torch.full((2, 4, 4), -8.0)
     masks[0, 1:3, 0:2] = 8.0  # left-middle block
     masks[1, 0, 3] = 8.0  # one corner cell
-    labels, scores, binary, boxes = go.instances(class_logits, masks, padded=(16, 16), valid=(16, 16), size=(8, 8), top_k=3)
+    labels, scores, binary, boxes = go.instances(
+        class_logits, masks, padded=(16, 16), valid=(16, 16), size=(8, 8), top_k=3
+    )
     assert labels.tolist()[:2] == [2, 0]
     p = class_logits.softmax(-1)
     assert scores[0] == pytest.approx(float(p[0, 2]) * float(torch.sigmoid(masks[0]).max()), rel=0.05)
@@ -69,7 +72,9 @@ def test_color_crop_masks_background_grey_and_crops_to_box():
     assert crop.shape == (4, 5, 3)
     assert tuple(crop[0, 0]) == (0x99, 0x99, 0x99)
     assert (crop.reshape(-1, 3)[1:] == RGB["red"]).all()
-    original = np.asarray(go.color_crop(Image.fromarray(pixels), Detection("dog", (3, 2, 8, 6), 0.9, mask=mask), "original"))
+    original = np.asarray(
+        go.color_crop(Image.fromarray(pixels), Detection("dog", (3, 2, 8, 6), 0.9, mask=mask), "original")
+    )
     assert (original.reshape(-1, 3) == RGB["red"]).all()
 
 
@@ -142,8 +147,11 @@ class StubbedOracle(go.GenevalOracle):
 
 
 def test_color_attr_verdicts_on_stubbed_detections():
-    record = PromptRecord("a photo of a red car and a blue dog", "color_attr",
-                          [{"class": "car", "count": 1, "color": "red"}, {"class": "dog", "count": 1, "color": "blue"}])
+    record = PromptRecord(
+        "a photo of a red car and a blue dog",
+        "color_attr",
+        [{"class": "car", "count": 1, "color": "red"}, {"class": "dog", "count": 1, "color": "blue"}],
+    )
     good, good_dets = scene([("car", "red", (2, 2, 20, 20), 0.8), ("dog", "blue", (30, 30, 60, 60), 0.7)])
     swapped, swapped_dets = scene([("car", "blue", (2, 2, 20, 20), 0.8), ("dog", "red", (30, 30, 60, 60), 0.7)])
     oracle = StubbedOracle([good_dets, swapped_dets])
@@ -166,9 +174,13 @@ def test_only_confident_objects_get_colours_and_low_scores_are_filtered():
 
 
 def test_counting_uses_the_counting_threshold_and_exclude():
-    record = PromptRecord("a photo of two dogs", "counting", [{"class": "dog", "count": 2}], [{"class": "dog", "count": 3}])
+    record = PromptRecord(
+        "a photo of two dogs", "counting", [{"class": "dog", "count": 2}], [{"class": "dog", "count": 3}]
+    )
     boxes = [(2, 2, 12, 12), (20, 2, 30, 12), (40, 2, 50, 12)]
-    two, two_dets = scene([("dog", "red", boxes[0], 0.95), ("dog", "red", boxes[1], 0.93), ("dog", "red", boxes[2], 0.85)])
+    two, two_dets = scene(
+        [("dog", "red", boxes[0], 0.95), ("dog", "red", boxes[1], 0.93), ("dog", "red", boxes[2], 0.85)]
+    )
     three, three_dets = scene([("dog", "red", b, 0.95) for b in boxes])
     verdicts = [StubbedOracle([d]).verdict(im, record) for im, d in ((two, two_dets), (three, three_dets))]
     assert verdicts[0].correct  # the 0.85 dog is below the counting threshold 0.9
@@ -176,8 +188,11 @@ def test_counting_uses_the_counting_threshold_and_exclude():
 
 
 def test_position_verdict_on_stubbed_detections():
-    record = PromptRecord("a photo of a dog right of a car", "position",
-                          [{"class": "car", "count": 1}, {"class": "dog", "count": 1, "position": ["right of", 0]}])
+    record = PromptRecord(
+        "a photo of a dog right of a car",
+        "position",
+        [{"class": "car", "count": 1}, {"class": "dog", "count": 1, "position": ["right of", 0]}],
+    )
     right, right_dets = scene([("car", "red", (2, 20, 20, 40), 0.9), ("dog", "blue", (40, 20, 60, 40), 0.9)])
     left, left_dets = scene([("car", "red", (40, 20, 60, 40), 0.9), ("dog", "blue", (2, 20, 20, 40), 0.9)])
     oracle = StubbedOracle([right_dets, left_dets])

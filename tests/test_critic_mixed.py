@@ -5,16 +5,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from milr_core.errors import MissingWeights
+from milr_core.interfaces import PromptRecord
+from milr_rewards_geneval import random_models
+from milr_rewards_geneval.grounding import Grounder, caption
+from milr_rewards_geneval.mixed import MixedCritic
+from milr_rewards_geneval.rules import Detection
+from milr_rewards_geneval.vqa import BlipYesNo
+
 pytest.importorskip("transformers")
 pytest.importorskip("torchvision")
-
-from milr_core.errors import MissingWeights  # noqa: E402
-from milr_core.interfaces import PromptRecord  # noqa: E402
-from milr_rewards_geneval import random_models  # noqa: E402
-from milr_rewards_geneval.grounding import Grounder, caption  # noqa: E402
-from milr_rewards_geneval.mixed import MixedCritic  # noqa: E402
-from milr_rewards_geneval.rules import Detection  # noqa: E402
-from milr_rewards_geneval.vqa import BlipYesNo  # noqa: E402
 
 
 class StubGrounder:
@@ -38,8 +38,11 @@ class StubVqa:
 
 
 IMAGE = Image.new("RGB", (100, 80), "white")
-COLOR_ATTR = PromptRecord("a photo of a red car and a blue dog", "color_attr",
-                          [{"class": "car", "count": 1, "color": "red"}, {"class": "dog", "count": 1, "color": "blue"}])
+COLOR_ATTR = PromptRecord(
+    "a photo of a red car and a blue dog",
+    "color_attr",
+    [{"class": "car", "count": 1, "color": "red"}, {"class": "dog", "count": 1, "color": "blue"}],
+)
 
 
 def test_colour_atoms_are_soft_and_others_follow_the_rules():
@@ -61,7 +64,9 @@ def test_no_object_found_scores_zero_and_asks_nothing():
 
 
 def test_counting_needs_the_exact_count_and_ignores_the_mask2former_threshold():
-    record = PromptRecord("a photo of two dogs", "counting", [{"class": "dog", "count": 2}], [{"class": "dog", "count": 3}])
+    record = PromptRecord(
+        "a photo of two dogs", "counting", [{"class": "dog", "count": 2}], [{"class": "dog", "count": 3}]
+    )
     two = [Detection("dog", (0, 0, 10, 10), 0.5), Detection("dog", (20, 0, 30, 10), 0.45)]
     three = two + [Detection("dog", (40, 0, 50, 10), 0.4)]
     critic = MixedCritic(StubGrounder([two, three]), StubVqa({}))
@@ -69,8 +74,11 @@ def test_counting_needs_the_exact_count_and_ignores_the_mask2former_threshold():
 
 
 def test_position_atom_uses_geneval_relations():
-    record = PromptRecord("a photo of a dog right of a car", "position",
-                          [{"class": "car", "count": 1}, {"class": "dog", "count": 1, "position": ["right of", 0]}])
+    record = PromptRecord(
+        "a photo of a dog right of a car",
+        "position",
+        [{"class": "car", "count": 1}, {"class": "dog", "count": 1, "position": ["right of", 0]}],
+    )
     right = [Detection("car", (0, 20, 30, 50), 0.9), Detection("dog", (60, 20, 90, 50), 0.9)]
     left = [Detection("car", (60, 20, 90, 50), 0.9), Detection("dog", (0, 20, 30, 50), 0.9)]
     critic = MixedCritic(StubGrounder([right, left]), StubVqa({}))
@@ -79,8 +87,10 @@ def test_position_atom_uses_geneval_relations():
 
 def test_free_prompts_score_presence_attributes_and_relation():
     record = PromptRecord("a red book on the left of a vase")
-    found = [[Detection("red book", (0, 10, 30, 40), 0.7), Detection("vase", (60, 10, 90, 40), 0.5)],
-             [Detection("vase", (60, 10, 90, 40), 0.5)]]
+    found = [
+        [Detection("red book", (0, 10, 30, 40), 0.7), Detection("vase", (60, 10, 90, 40), 0.5)],
+        [Detection("vase", (60, 10, 90, 40), 0.5)],
+    ]
     vqa = StubVqa({"red book?": 0.6})
     grounder = StubGrounder(found)
     scores = MixedCritic(grounder, vqa).score([IMAGE, IMAGE], record)

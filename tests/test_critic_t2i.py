@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("transformers")
+from milr_core.errors import MissingWeights
+from milr_core.interfaces import PromptRecord
+from milr_rewards_geneval import phrases, random_models, t2i
+from milr_rewards_geneval.rules import Detection
+from milr_rewards_geneval.vqa import BlipYesNo, pre_question
 
-from milr_core.errors import MissingWeights  # noqa: E402
-from milr_core.interfaces import PromptRecord  # noqa: E402
-from milr_rewards_geneval import phrases, random_models, t2i  # noqa: E402
-from milr_rewards_geneval.rules import Detection  # noqa: E402
-from milr_rewards_geneval.vqa import BlipYesNo, pre_question  # noqa: E402
+pytest.importorskip("transformers")
 
 
 @pytest.mark.parametrize("prompt, expected", [
@@ -48,7 +48,7 @@ def test_spatial_parse(prompt, expected):
 
 
 def test_pre_question_cleans_like_blip():
-    assert pre_question('A (Red) "Book"; on: the #table!?') == "a red book on the table?"
+    assert pre_question('A (Red) "Book"; on: the #table!? ') == "a red book on the table?"
     assert len(pre_question("word " * 80).split()) == 50
 
 

@@ -108,7 +108,7 @@ def geneval_labels(id2label: dict[int, str]) -> dict[int, str]:
 def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
     """(x0, y0, x1, y1) of boolean masks (N, H, W), x1/y1 one past the last pixel; zeros when empty
     (mmdet's `mask2bbox`)."""
-    n, height, width = masks.shape
+    _, height, width = masks.shape
     cols, rows = masks.any(1), masks.any(2)
     x0 = cols.float().argmax(1)
     x1 = width - cols.flip(1).float().argmax(1)

@@ -55,7 +55,9 @@ class Grounder:
         from transformers import GroundingDinoForObjectDetection, GroundingDinoProcessor
 
         name = choose(name, GROUNDING_DINO_ENV, GROUNDING_DINO)
-        model = load_transformers(GroundingDinoForObjectDetection, name, GROUNDING_DINO_ENV, GROUNDING_DINO, dtype=dtype)
+        model = load_transformers(
+            GroundingDinoForObjectDetection, name, GROUNDING_DINO_ENV, GROUNDING_DINO, dtype=dtype
+        )
         processor = load_transformers(GroundingDinoProcessor, name, GROUNDING_DINO_ENV, GROUNDING_DINO)
         return cls(model.to(pick_device(device)).eval(), processor, **kwargs)
 
@@ -73,8 +75,9 @@ class Grounder:
         results = []
         for start in range(0, len(images), self.batch_size):
             batch = [image.convert("RGB") for image in images[start : start + self.batch_size]]
-            inputs = self.processor(images=batch, text=[text] * len(batch), return_tensors="pt")
-            out = self.model(**inputs.to(self.model.device))
+            inputs = self.processor(images=batch, text=[text] * len(batch), return_tensors="pt").to(self.model.device)
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            out = self.model(**inputs)
             probs = out.logits.float().sigmoid()  # (n, queries, text positions)
             per_label = torch.stack([probs[..., idx].amax(-1) for idx in tokens], -1)
             scores, label_ids = per_label.max(-1)

@@ -26,7 +26,7 @@ t2i.position_score on the two objects' most confident boxes (0 if one is missing
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from milr_core.interfaces import Critic, PromptRecord, Score
 
@@ -57,7 +57,9 @@ class MixedCritic(Critic):
     def load(cls, detector: str | None = None, vqa_model: str | None = None, device: str | None = None) -> MixedCritic:
         """`detector` (else MILR_GROUNDING_DINO, else grounding-dino-base) and `vqa_model`
         (else MILR_MIXED_VQA, else Salesforce/blip-vqa-base): hub ids or folders."""
-        return cls(grounding.Grounder.load(detector, device), vqa.BlipYesNo.load(vqa_model, MIXED_VQA_ENV, MIXED_VQA, device))
+        return cls(
+            grounding.Grounder.load(detector, device), vqa.BlipYesNo.load(vqa_model, MIXED_VQA_ENV, MIXED_VQA, device)
+        )
 
     def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
         if record.include:
@@ -108,7 +110,9 @@ class MixedCritic(Critic):
             return [Score(0.0, "no noun phrase to look for") for _ in images]
         found = self.grounder.detect(images, nouns + (list(relation[::2]) if relation else []))
         described = [n for n in nouns if len(n.split()) > 1]
-        answers = self.vqa.p_yes(images, [[f"{n}?" for n in described]] * len(images))
+        answers = (
+            self.vqa.p_yes(images, [[f"{n}?" for n in described]] * len(images)) if described else [[]] * len(images)
+        )
         scores = []
         for image, dets, ps in zip(images, found, answers):
             best = {}

@@ -41,11 +41,11 @@ BREAKS = frozenset(
 )  # fmt: skip
 # T2I-CompBench drops these chunks (BLIPvqa_eval/BLIP_vqa.py; "the top" is not among them) ...
 SKIPPED = frozenset({"top", "the side", "the left", "the right"})
-# Nouns that name a place relative to an object ("on the left of"), not an object.
-PLACES = frozenset({"left", "right", "top", "bottom", "side", "front", "back", "middle", "center"})
 # ... and its spatial relations, in the order it tests them (UniDet_eval/2D_spatial_eval.py `vocab_spatial`).
 SPATIAL = ("on side of", "next to", "near", "on the left of", "on the right of", "on the bottom of",
            "on the top of", "on top of")  # fmt: skip
+# Nouns that name a place relative to an object ("on the left of"), not an object.
+PLACES = frozenset({"left", "right", "top", "bottom", "side", "front", "back", "middle", "center"})
 
 
 def words(text: str) -> list[str]:

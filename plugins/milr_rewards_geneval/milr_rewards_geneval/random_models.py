@@ -141,10 +141,11 @@ def open_clip(arch: str | None = None) -> tuple[Any, Any, Any]:
     if arch is None:
         arch = SMALL_CLIP
         if arch not in oc.list_models():
-            config = {"embed_dim": 32,
-                      "vision_cfg": {"image_size": SMALL_IMAGE, "layers": 1, "width": 32, "head_width": 16,
-                                     "patch_size": 16},
-                      "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}  # fmt: skip
+            config = {
+                "embed_dim": 32,
+                "vision_cfg": {"image_size": SMALL_IMAGE, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+                "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+            }
             # open_clip rescans its config paths later, so the file must outlive this call
             path = Path(tempfile.gettempdir()) / "milr-open-clip" / f"{arch}.json"
             path.parent.mkdir(exist_ok=True)

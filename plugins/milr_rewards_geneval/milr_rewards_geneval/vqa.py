@@ -33,9 +33,8 @@ MAX_QUESTION_WORDS = 50  # vqa.yaml / pre_question: max_ques_words
 
 
 def pre_question(question: str) -> str:
-    """BLIP's question cleaning: lower-case, drop . ! " ( ) * # : ; ~, squeeze spaces, at most 50 words."""
-    question = re.sub(r"([.!\"()*#:;~])", "", question.lower())
-    question = re.sub(r"\s{2,}", " ", question).rstrip("\n").strip()
+    """BLIP's question cleaning: lower-case, drop . ! " ( ) * # : ; ~ and trailing spaces, keep 50 words."""
+    question = re.sub(r"([.!\"()*#:;~])", "", question.lower()).rstrip(" ")
     return " ".join(question.split(" ")[:MAX_QUESTION_WORDS])
 
 

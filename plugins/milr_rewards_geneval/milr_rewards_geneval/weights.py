@@ -107,7 +107,9 @@ def _download_clip(cfg: dict, arch: str, tag: str, env: str) -> str:
     try:
         file = open_clip.download_pretrained(cfg)
     except Exception as exc:  # noqa: BLE001 - hub and URL downloads fail with many exception types
-        raise MissingWeights(f"cannot fetch open_clip {arch} {tag} ({type(exc).__name__}); {_clip_hint(arch, tag, env)}") from None
+        raise MissingWeights(
+            f"cannot fetch open_clip {arch} {tag} ({type(exc).__name__}); {_clip_hint(arch, tag, env)}"
+        ) from None
     if not file:
         raise MissingWeights(f"open_clip found no file for {arch} {tag}; {_clip_hint(arch, tag, env)}")
     return file
