@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from milr_core.errors import MissingWeights
-from milr_core.interfaces import PromptRecord
+from milr_core.errors import MilrError, MissingWeights
+from milr_core.interfaces import PromptRecord, Score
 from milr_rewards_geneval import phrases, random_models, t2i
 from milr_rewards_geneval.rules import Detection
 from milr_rewards_geneval.vqa import BlipYesNo, pre_question
@@ -151,3 +151,30 @@ def test_missing_vqa_weights_say_what_to_download(tmp_path, monkeypatch):
     with pytest.raises(MissingWeights, match="hf download Salesforce/blip-vqa-capfilt-large --local-dir DIR") as err:
         t2i.T2IBlipVqa.load(vqa_model=str(tmp_path), device="cpu")
     assert "MILR_T2I_VQA=DIR" in str(err.value)
+
+
+class Fixed:
+    def __init__(self, value):
+        self.value, self.calls = value, 0
+
+    def score(self, images, record):
+        self.calls += 1
+        return [Score(self.value, "fixed") for _ in images]
+
+
+def test_t2i_compbench_picks_the_scorer_of_each_category():
+    made = []
+    scorers = {"blip-vqa": Fixed(0.9), "spatial": Fixed(0.6), "clip": Fixed(0.3)}
+    critic = t2i.T2ICompBench({k: (lambda k=k: made.append(k) or scorers[k]) for k in scorers})
+    image = Image.new("RGB", (8, 8))
+    assert critic.score([image], PromptRecord("a red book and a blue cup", "color"))[0].value == 0.9
+    assert made == ["blip-vqa"]  # the others are not loaded
+    assert critic.score([image], PromptRecord("a bag on the left of a cup", "spatial"))[0].value == 0.6
+    assert critic.score([image], PromptRecord("a man reading", "non_spatial"))[0].value == 0.3
+    complex_score = critic.score([image, image], PromptRecord("the red book was on the left of the cup", "complex"))
+    assert [s.value for s in complex_score] == pytest.approx([0.6, 0.6]) and "spatial: 0.6000" in complex_score[
+        0
+    ].detail
+    assert sorted(made) == ["blip-vqa", "clip", "spatial"] and scorers["blip-vqa"].calls == 2
+    with pytest.raises(MilrError, match="numeracy"):
+        critic.score([image], PromptRecord("three cats", "numeracy"))

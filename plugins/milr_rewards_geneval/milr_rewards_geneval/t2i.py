@@ -26,13 +26,22 @@ score below 0.5 becomes 0. Differences, and why:
   left of a chair") both give bag and chair.
 - Pixel constants (distance 150, IoU 0.1) apply where upstream applies them:
   boxes are scaled to UniDet's input size (shorter side 479, longer at most 480).
+
+t2i-compbench picks the category's score from the record's tag (milr's
+T2I-CompBench loader tags each prompt with its file's category): color, shape,
+texture -> t2i-blip-vqa; spatial -> t2i-spatial; non_spatial -> t2i-clip;
+complex -> 3_in_1_eval/3_in_1.py's mean of the three. Upstream averages only
+two of them for the prompts of its spatial and action sub-split files; milr,
+given one prompt without those files, always takes the mean of three.
+numeracy and 3d_spatial (UniDet counting, MiDaS depth) are not implemented.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
+from milr_core.errors import MilrError
 from milr_core.interfaces import Critic, PromptRecord, Score
 
 from . import grounding, phrases, vqa
@@ -149,3 +158,56 @@ class T2ISpatial(Critic):
             seen = ", ".join(f"{d.label} {d.score:.2f}" for d in (first, second) if d) or "neither"
             scores.append(Score(value, f"{obj1} {relation} {obj2}: found {seen}"))
         return scores
+
+
+# The scorers of each category (3_in_1.py: complex is the mean of the three).
+SCORERS = {
+    "color": ("blip-vqa",),
+    "shape": ("blip-vqa",),
+    "texture": ("blip-vqa",),
+    "spatial": ("spatial",),
+    "non_spatial": ("clip",),
+    "complex": ("blip-vqa", "spatial", "clip"),
+}
+
+
+class T2ICompBench(Critic):
+    """T2I-CompBench's own score for each prompt's category; each scorer loads on first use."""
+
+    name = "t2i-compbench"
+    requires = tuple(dict.fromkeys(vqa.REQUIRES + grounding.REQUIRES + ("open_clip_torch>=2.24",)))
+
+    def __init__(self, factories: dict[str, Callable[[], Critic]]):
+        #: "blip-vqa", "spatial" and "clip" -> a function making that critic
+        self.factories = factories
+        self.critics: dict[str, Critic] = {}
+
+    @classmethod
+    def load(cls, device: str | None = None) -> T2ICompBench:
+        """Each scorer with its default weights (see T2IBlipVqa, T2ISpatial, clip_score.ClipScore)."""
+        from .clip_score import ClipScore
+
+        return cls({
+            "blip-vqa": lambda: T2IBlipVqa.load(device=device),
+            "spatial": lambda: T2ISpatial.load(device=device),
+            "clip": lambda: ClipScore.load("t2i-clip", device=device),
+        })  # fmt: skip
+
+    def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
+        if record.tag not in SCORERS:
+            known = ", ".join(SCORERS)
+            raise MilrError(f"t2i-compbench scores the categories {known}; this prompt's tag is {record.tag!r}")
+        parts = []
+        for kind in SCORERS[record.tag]:
+            if kind not in self.critics:
+                self.critics[kind] = self.factories[kind]()
+            parts.append(self.critics[kind].score(images, record))
+        if len(parts) == 1:
+            return parts[0]
+        return [
+            Score(
+                sum(s.value for s in each) / len(each),
+                " | ".join(f"{k}: {s.value:.4f}" for k, s in zip(SCORERS[record.tag], each)),
+            )
+            for each in zip(*parts)
+        ]
