@@ -90,6 +90,9 @@ class Registry:
             if loaded is None:
                 raise MilrError(f"no installed plugin can load the checkpoint folder {name}")
             return loaded
+        if name not in self.entries["backbone"] and ("/" in name or name.startswith((".", "~"))):
+            # a path, not a name: say so rather than "unknown backbone"
+            raise MilrError(f"backbone folder {name} does not exist (backbone names: {', '.join(self.names('backbone'))})")
         return self.create("backbone", name, device=device, dtype=dtype)
 
 
