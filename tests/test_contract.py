@@ -46,6 +46,12 @@ def error_line(output: str, exit_code: int, code: int = 2, alone: bool = True) -
     return errors[0]
 
 
+def fails(*args, alone: bool = True) -> str:
+    """Run `milr ARGS` in-process and return its one error line (exit code 2)."""
+    result = milr(*args)
+    return error_line(result.output, result.exit_code, alone=alone)
+
+
 def _strict_json(text: str):
     def no_nan(name):
         raise AssertionError(f"{name} is not JSON")
@@ -90,12 +96,8 @@ def assert_steps_kept(out: Path, steps: list[int]):
 # -- mistakes caught before any work -------------------------------------------------
 @pytest.mark.parametrize("prompt", ["", "   ", "\n"])
 def test_empty_prompt(fake, tmp_path, prompt):
-    assert error_line(*_run(milr("generate", prompt, "-b", "fake", "-o", tmp_path / "run"))) == "error: the prompt is empty"
+    assert fails("generate", prompt, "-b", "fake", "-o", tmp_path / "run") == "error: the prompt is empty"
     assert not (tmp_path / "run").exists()
-
-
-def _run(result):
-    return result.output, result.exit_code
 
 
 @pytest.mark.parametrize(
@@ -103,12 +105,12 @@ def _run(result):
     [("--backbone", "backbone", "fake, janus-pro-1b"), ("--critic", "critic", "scripted, self"), ("--strategy", "strategy", "alt, image-only")],
 )
 def test_unknown_names_list_the_known_ones(fake, flag, kind, known):
-    line = error_line(*_run(milr("generate", "a cat", "-b", "fake", "-c", "scripted", flag, "nope")))
+    line = fails("generate", "a cat", "-b", "fake", "-c", "scripted", flag, "nope")
     assert line.startswith(f"error: unknown {kind} 'nope'; known {kind}s: ") and known in line
 
 
 def test_a_backbone_path_that_does_not_exist(fake, tmp_path):
-    line = error_line(*_run(milr("generate", "a cat", "-b", tmp_path / "Janus-Pro-7B")))
+    line = fails("generate", "a cat", "-b", tmp_path / "Janus-Pro-7B")
     assert line == f"error: backbone folder {tmp_path / 'Janus-Pro-7B'} does not exist (backbone names: fake, janus-pro-1b, janus-pro-7b, janus-tiny)"
 
 
@@ -123,7 +125,7 @@ def test_a_backbone_path_that_does_not_exist(fake, tmp_path):
     ],
 )
 def test_out_of_range_flags(fake, tmp_path, args, words):
-    line = error_line(*_run(milr("generate", "a cat", "-b", "fake", "-c", "scripted", "-o", tmp_path / "run", *args)))
+    line = fails("generate", "a cat", "-b", "fake", "-c", "scripted", "-o", tmp_path / "run", *args)
     assert line == f"error: invalid config: {words}"
     assert not (tmp_path / "run").exists()
 
@@ -141,7 +143,7 @@ def test_out_of_range_flags(fake, tmp_path, args, words):
 def test_contradictory_config_file(fake, tmp_path, text, words):
     path = tmp_path / "run.toml"
     path.write_text(text)
-    line = error_line(*_run(milr("generate", "a cat", "-b", "fake", "-c", "scripted", "--config", path)))
+    line = fails("generate", "a cat", "-b", "fake", "-c", "scripted", "--config", path)
     assert line.startswith(f"error: invalid {path}: {words}")
 
 
@@ -162,7 +164,7 @@ def test_unreadable_config_file(fake, tmp_path, name, content, words):
         path.mkdir()
     elif content is not None:
         path.write_text(content)
-    line = error_line(*_run(milr("generate", "a cat", "-b", "fake", "--config", path)))
+    line = fails("generate", "a cat", "-b", "fake", "--config", path)
     assert line.startswith("error: " + words.format(path=path))
 
 
@@ -178,7 +180,7 @@ def test_prompt_file_with_a_malformed_line(fake, tmp_path, benchmark, name, text
     path = tmp_path / name
     path.write_text(text)
     out = tmp_path / "bench"
-    line = error_line(*_run(milr("bench", benchmark, "--prompts", path, "-b", "fake", "-c", "scripted", "-o", out)))
+    line = fails("bench", benchmark, "--prompts", path, "-b", "fake", "-c", "scripted", "-o", out)
     assert line.startswith(f"error: {path}{words}")
     assert not out.exists()
 
@@ -186,22 +188,22 @@ def test_prompt_file_with_a_malformed_line(fake, tmp_path, benchmark, name, text
 def test_output_folder_not_writable_or_not_empty(fake, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("mine")
-    line = error_line(*_run(milr("generate", "a cat", "-b", "fake", "-c", "scripted", "-o", blocker / "run")))
+    line = fails("generate", "a cat", "-b", "fake", "-c", "scripted", "-o", blocker / "run")
     assert line.startswith(f"error: cannot write to output folder {blocker / 'run'}: ")
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "notes.txt").write_text("mine")
-    line = error_line(*_run(milr("generate", "a cat", "-b", "fake", "-c", "scripted", "-o", taken)))
+    line = fails("generate", "a cat", "-b", "fake", "-c", "scripted", "-o", taken)
     assert "is not empty; choose another --out or pass --overwrite" in line
     assert blocker.read_text() == "mine" and (taken / "notes.txt").read_text() == "mine"
 
 
 def test_weights_folder_missing_files(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "janus"}')
-    line = error_line(*_run(milr("generate", "a cat", "--backbone", tmp_path)))
+    line = fails("generate", "a cat", "--backbone", tmp_path)
     assert line == f"error: {tmp_path} is not a complete Janus checkpoint: missing preprocessor_config.json"
     (tmp_path / "preprocessor_config.json").write_text("{}")
-    line = error_line(*_run(milr("generate", "a cat", "--backbone", tmp_path)))
+    line = fails("generate", "a cat", "--backbone", tmp_path)
     assert line == f"error: {tmp_path} is not a complete Janus checkpoint: missing *.safetensors"
 
 
@@ -216,8 +218,7 @@ def test_disk_full_keeps_the_earlier_steps(fake, tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", replace)
     out = tmp_path / "run"
-    result = milr("generate", "a cat", "-b", "fake", "-c", "scripted", "--steps", "4", "--threshold", "1", "-o", out)
-    line = error_line(result.output, result.exit_code, alone=False)
+    line = fails("generate", "a cat", "-b", "fake", "-c", "scripted", "--steps", "4", "--threshold", "1", "-o", out, alone=False)
     assert line == f"error: cannot write {out / 'steps' / '002_00.png'}: No space left on device"
     assert_steps_kept(out, [0, 1])
     assert _strict_json((out / "config.json").read_text())["prompt"] == "a cat"
@@ -234,10 +235,8 @@ def test_a_trace_line_that_cannot_be_written_is_not_left_half(fake, tmp_path, mo
 
     monkeypatch.setattr(os, "fsync", fsync)
     out = tmp_path / "run"
-    result = milr("generate", "a cat", "-b", "fake", "-c", "scripted", "--steps", "3", "--threshold", "1", "-o", out)
-    assert error_line(result.output, result.exit_code, alone=False) == (
-        f"error: cannot write {out / 'trace.jsonl'}: No space left on device"
-    )
+    line = fails("generate", "a cat", "-b", "fake", "-c", "scripted", "--steps", "3", "--threshold", "1", "-o", out, alone=False)
+    assert line == f"error: cannot write {out / 'trace.jsonl'}: No space left on device"
     assert (out / "trace.jsonl").read_text().count("\n") == 1
     assert_steps_kept(out, [0])
 
@@ -276,9 +275,8 @@ def test_judge_server_down(fake, tmp_path, monkeypatch):
     for name, value in {"BASE_URL": url, "MAX_RETRIES": "1", "BACKOFF": "0", "CACHE_DIR": "off"}.items():
         monkeypatch.setenv(f"MILR_UNIFIED_{name}", value)
     out = tmp_path / "run"
-    result = milr("generate", "a cat", "-b", "fake", "-c", "unified", "-o", out)
-    line = error_line(result.output, result.exit_code, alone=False)
-    assert line.startswith(f"error: unified judge ") and f"at {url}: no answer after 2 attempts; last error: " in line
+    line = fails("generate", "a cat", "-b", "fake", "-c", "unified", "-o", out, alone=False)
+    assert line.startswith("error: unified judge ") and f"at {url}: no answer after 2 attempts; last error: " in line
     assert _strict_json((out / "config.json").read_text())["critic"] == "unified"
 
 
