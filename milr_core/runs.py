@@ -24,6 +24,11 @@ from .engine import Result, Step, json_number
 from .errors import MilrError
 
 
+# mkstemp makes files only their owner can read; results get the mode any new file gets
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def _cannot_write(path: Path, exc: OSError) -> MilrError:
     return MilrError(f"cannot write {path}: {exc.strerror or exc}")
 
@@ -38,6 +43,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

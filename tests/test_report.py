@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import math
+import os
 import shutil
 import subprocess
 import tempfile
@@ -75,6 +76,9 @@ def test_run_page_embeds_every_image(run):
     root, result = run
     page_path = write_report([root])
     assert page_path == root / "report.html"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert page_path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any file the user makes
     page = Page(page_path.read_text())
     alts = [alt for alt, _ in page.images]
     # baseline and best side by side, the curve, and one frame per image of every step

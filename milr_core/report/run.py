@@ -97,7 +97,7 @@ def reward_curve(run: Run) -> bytes | None:
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set(xlabel="step", ylabel="reward")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
     return figure_png(fig)
 
 
