@@ -47,7 +47,9 @@ def resolve(source: str, dtype: torch.dtype) -> tuple[JanusForConditionalGenerat
 
     hf_logging.disable_progress_bar()  # milr draws its own progress; keep stderr to one line per event
     try:
-        model = JanusForConditionalGeneration.from_pretrained(target, dtype=dtype)
+        # SDPA: fused attention on every device, and it takes the explicit 4-D masks of
+        # static_decode (flash-attention-2 would not).
+        model = JanusForConditionalGeneration.from_pretrained(target, dtype=dtype, attn_implementation="sdpa")
         processor = JanusProcessor.from_pretrained(target)
     except OSError as exc:
         if path.is_dir():
