@@ -138,7 +138,8 @@ def make_bench(root, mode, n, scores):
         (folder / "samples").mkdir(parents=True)
         Image.new("RGB", (24, 24), (int(reward * 255), 0, 0)).save(folder / "samples" / "0000.png")
         results[i] = {"index": i, "prompt": f"prompt {i} <b>", "tag": tags[i], "mode": mode,
-                      "samples": [{"file": "samples/0000.png", "reward": reward, "correct": correct, "detail": "d"}]}
+                      "samples": [{"file": "samples/0000.png", "reward": reward, "correct": correct, "detail": "d",
+                                   "best_step": 2}]}
         (folder / "result.json").write_text(json.dumps(results[i]))
 
     def group(rs):
@@ -160,6 +161,9 @@ def test_bench_folders_side_by_side(tmp_path):
         make_bench(tmp_path / "bon", "best-of-n", 3, [(0.4, False), (0.8, True)]),
         make_bench(tmp_path / "milr", "milr", None, [(0.9, True), None]),
     ]
+    # MILR's trajectory for prompt 0: one trace line per step (NaN written as null)
+    lines = [{"sample": 0, "step": k, "rewards": [r]} for k, r in enumerate([0.1, None, 0.9])]
+    (tmp_path / "milr" / "00000" / "trace.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = tmp_path / "compare.html"
     assert write_report(folders, out) == out
     text = out.read_text()
@@ -174,6 +178,7 @@ def test_bench_folders_side_by_side(tmp_path):
                         "milr, prompt 0: reward 0.900", "baseline, prompt 1: reward 0.700",
                         "best-of-n (N=3), prompt 1: reward 0.800"]
     assert "not run" in page.visible and "prompt 0 <b>" in page.visible
+    assert "step 0: 0.10, best at step 2 of 2" in page.visible and 'title="best reward per step: 0.10 → NaN → 0.90"' in text
 
 
 def test_cli_report_and_its_errors(run, tmp_path):

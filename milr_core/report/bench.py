@@ -3,17 +3,18 @@
 Reads the folder layout of milr_core/bench/layout.py: `summary.json` (per tag,
 `overall` = mean of the tag means, `all` = every image), `config.json`
 (`settings.mode`, `settings.n`) and per prompt `<index:05d>/result.json` with
-its `samples` (file, reward, correct).
+its `samples` (file, reward, correct) and, for MILR, `trace.jsonl` (rewards per step).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..runs import atomic_write
-from .page import NO_MATPLOTLIB, data_uri, esc, facts, figure_png, img, new_figure, page, png_uri, read_json
+from .page import NO_MATPLOTLIB, data_uri, esc, facts, figure_png, img, new_figure, number, page, png_uri, read_json
 
 CHART = "accuracy_by_tag.png"
 THUMB = 128
@@ -104,6 +105,29 @@ def accuracy_chart(benches: list[Bench]) -> bytes | None:
     return figure_png(fig)
 
 
+def trajectory(folder: Path) -> list[float | None]:
+    """Best reward at each step of the first MILR run of a prompt (its trace.jsonl); [] without one."""
+    path = folder / "trace.jsonl"
+    if not path.is_file():
+        return []
+    best = []
+    for line in path.read_text().splitlines():
+        t = json.loads(line)
+        if t.get("sample", 0) == 0:
+            rewards = [r for r in map(number, t["rewards"]) if r is not None]
+            best.append(max(rewards, default=None))
+    return best
+
+
+def _trajectory_note(folder: Path, sample: dict[str, Any]) -> str:
+    steps = trajectory(folder)
+    if len(steps) < 2 or steps[0] is None:
+        return ""
+    full = " → ".join("NaN" if r is None else f"{r:.2f}" for r in steps)
+    best = sample.get("best_step", len(steps) - 1)
+    return f'<small title="best reward per step: {full}">step 0: {steps[0]:.2f}, best at step {best} of {len(steps) - 1}</small>'
+
+
 def _prompt_grid(benches: list[Bench]) -> str:
     """One row per prompt: each folder's first final image with its reward and verdict."""
     indices = sorted({i for b in benches for i in b.results})
@@ -122,6 +146,7 @@ def _prompt_grid(benches: list[Bench]) -> str:
             reward = "-" if s.get("reward") is None else f"{s['reward']:.3f}"
             correct = sum(bool(x.get("correct")) for x in samples)
             more = f"<small>{correct}/{len(samples)} correct</small>" if len(samples) > 1 else ""
+            more += _trajectory_note(b.root / f"{i:05d}", s)
             alt = f"{b.label}, prompt {i}: reward {reward}"
             cells.append(
                 f'<td><div class="cell" title="{esc(s.get("detail", ""))}">'

@@ -6,6 +6,7 @@ import base64
 import html
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,11 @@ from ..errors import MilrError
 
 esc = html.escape
 NO_MATPLOTLIB = '<p class="note">Plots need matplotlib: pip install "milr-core[report]".</p>'
+
+
+def number(x: Any) -> float | None:
+    """A reward as read back from JSON: null, NaN and infinities are no number."""
+    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
 def read_json(path: Path) -> Any:

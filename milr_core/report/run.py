@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import MilrError
 from ..runs import atomic_write
-from .page import NO_MATPLOTLIB, data_uri, esc, facts, figure_png, img, new_figure, page, png_uri, read_json
+from .page import NO_MATPLOTLIB, data_uri, esc, facts, figure_png, img, new_figure, number, page, png_uri, read_json
 
 CURVE = "reward_curve.png"
 THUMB = 160  # px: film-strip frames; baseline and final are embedded at full size
@@ -35,10 +35,6 @@ class Run:
             return self.final["step"], self.final["sample"], number(self.final["reward"])
         seen = [(t["step"], i, r) for t, rs in zip(self.trace, self.rewards) for i, r in enumerate(rs) if r is not None]
         return max(seen, key=lambda s: s[2], default=(0, 0, None))  # max keeps the first of equals
-
-
-def number(x: Any) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
 def load_run(root: Path) -> Run:
