@@ -110,7 +110,8 @@ def generate(
     if as_json:
         print(json.dumps(summary))
     else:
-        out.print(f"best reward [bold]{result.best_reward:.3f}[/] at step {result.best_step}; image: {root / 'final.png'}")
+        reward = "none (the critic gave NaN for every image)" if summary["best_reward"] is None else f"{result.best_reward:.3f}"
+        out.print(f"best reward [bold]{reward}[/] at step {result.best_step}; image: {root / 'final.png'}")
         out.print(f"reasoning: {result.best_reasoning}", highlight=False)
         out.print(f"report: {page}", highlight=False, soft_wrap=True)
 

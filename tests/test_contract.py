@@ -262,6 +262,8 @@ def test_a_critic_that_only_gives_nan(fake, tmp_path):
     assert _strict_json(result.output.strip().splitlines()[-1])["best_reward"] is None
     final = _strict_json((out / "final.json").read_text())
     assert final["reward"] is None and final["step"] == 0
+    result = milr("generate", "a cat", "-b", "fake", "-c", "scripted", "--steps", "1", "-o", tmp_path / "again")
+    assert result.exit_code == 0 and "best reward none (the critic gave NaN for every image)" in result.output
 
 
 def _free_port() -> int:
