@@ -100,7 +100,8 @@ def test_overall_is_the_mean_of_tag_means_and_all_pools_images():
     assert summary["tags"]["a"] == {"prompts": 2, "samples": 4, "reward": 0.25, "accuracy": 0.25,
                                     "prompt_accuracy": 0.5, "images": 2.0, "steps": 1.0}
     assert summary["overall"]["accuracy"] == pytest.approx((0.25 + 1.0) / 2)
-    assert summary["all"]["accuracy"] == pytest.approx(3 / 6) and summary["all"]["prompt_accuracy"] == pytest.approx(2 / 3)
+    assert summary["all"]["accuracy"] == pytest.approx(3 / 6)
+    assert summary["all"]["prompt_accuracy"] == pytest.approx(2 / 3)
 
 
 def test_mode_settings_and_their_errors():

@@ -62,7 +62,8 @@ def outputs(folder):
         if path.suffix == ".png":
             found[rel] = path.read_bytes()
         elif path.name == "trace.jsonl":
-            found[rel] = [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in path.read_text().splitlines()]
+            lines = [json.loads(x) for x in path.read_text().splitlines()]
+            found[rel] = [{k: v for k, v in line.items() if k != "seconds"} for line in lines]
         else:
             found[rel] = {k: v for k, v in json.loads(path.read_text()).items() if k != "seconds"}
     return found
@@ -87,7 +88,8 @@ def test_layout_is_what_genevals_evaluator_reads(setup):
     assert config["world_size"] == 1 and "torch" in config["versions"]
     summary = json.loads((ref / "summary.json").read_text())
     assert summary["finished"] == PROMPTS and len(summary["tags"]) == PROMPTS
-    steps = {s["steps"] for i in range(PROMPTS) for s in json.loads((ref / f"{i:05d}/result.json").read_text())["samples"]}
+    results = [json.loads((ref / f"{i:05d}/result.json").read_text()) for i in range(PROMPTS)]
+    steps = {s["steps"] for r in results for s in r["samples"]}
     assert len(steps) > 1, "the settings should stop some prompts early and not others"
 
 

@@ -182,5 +182,6 @@ def builtin_benchmarks() -> list[tuple[str, Benchmark, str]]:
         ("geneval", Benchmark(geneval, critic="geneval"), "GenEval metadata JSONL (tag, include, exclude, prompt)"),
         ("t2i-compbench", Benchmark(t2i, critic="t2i-compbench"),
          "T2I-CompBench <category>_val.txt prompt files, one prompt per line"),
-        ("wise", Benchmark(wise, critic="wise"), "WISE prompt JSON (prompt_id, Prompt, Explanation, Category, Subcategory)"),
+        ("wise", Benchmark(wise, critic="wise"),
+         "WISE prompt JSON (prompt_id, Prompt, Explanation, Category, Subcategory)"),
     ]
