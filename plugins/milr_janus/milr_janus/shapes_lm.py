@@ -1,0 +1,194 @@
+"""Train the language model of janus-shapes on Janus-Pro's two generation tasks.
+
+The rows are made by the backbone's own prompt code (JanusBackbone._chat and
+_image_prompt), so training sees exactly the token ids that generation feeds:
+- reasoning rows: the chat asking REASONING_INSTRUCTION about the prompt, then
+  " {reasoning}" and EOS; loss through `lm_head`;
+- image rows: the chat "{prompt}. {reasoning}" ending in BOI, then the VQ
+  tokens of the render, fed through `prepare_embeddings_for_image_generation`,
+  loss through `generation_head`. A share UNCOND of them use the unconditional
+  prompt (pads except BOS/BOI) that classifier-free guidance runs beside the
+  conditional one, so the guidance has something to contrast with.
+Rows are left-padded, with positions counted from the attention mask, as the
+backbone decodes them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+UNCOND = 0.1
+IGNORE = -100
+
+
+@dataclass
+class Rows:
+    """Left-padded training rows: `ids` hold text ids, or image codes where `image` is set;
+    `labels[p]` is the token that position p must predict (IGNORE where none)."""
+
+    ids: torch.Tensor
+    image: torch.Tensor
+    mask: torch.Tensor
+    labels: torch.Tensor
+    uncond: torch.Tensor | None = None  # image rows: the unconditional prompt's ids, same layout
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def to(self, device) -> Rows:
+        return Rows(*(None if t is None else t.to(device) for t in (self.ids, self.image, self.mask, self.labels, self.uncond)))
+
+
+def _pad(seqs: list[list[int]], length: int, value: int = 0) -> torch.Tensor:
+    return torch.tensor([[value] * (length - len(s)) + s for s in seqs], dtype=torch.long)
+
+
+def _rows(prompts: list[list[int]], targets: list[list[int]], image: bool, length: int) -> Rows:
+    ids = [p + t[:-1] for p, t in zip(prompts, targets)]  # the last target is predicted, never fed
+    labels = [[IGNORE] * (len(p) - 1) + t for p, t in zip(prompts, targets)]
+    flags = [[0] * len(p) + [int(image)] * (len(t) - 1) for p, t in zip(prompts, targets)]
+    return Rows(
+        _pad(ids, length),
+        _pad(flags, length).bool(),
+        _pad([[1] * len(s) for s in ids], length),
+        _pad(labels, length, IGNORE),
+    )
+
+
+def build_rows(backbone, records, reasoning: list[str], image_tokens: torch.Tensor) -> tuple[Rows, Rows]:
+    """(reasoning rows, image rows), one of each per example."""
+    tok = backbone.tokenizer
+    by_prompt: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        by_prompt.setdefault(record.prompt, []).append(i)
+    text_prompt: dict[str, list[int]] = {}
+    cond: list[list[int]] = [[] for _ in records]
+    uncond: list[list[int]] = [[] for _ in records]
+    for prompt, idx in by_prompt.items():
+        chat = backbone._chat([backbone.instruction.format(prompt=prompt)], "text")["input_ids"][0]
+        text_prompt[prompt] = chat.tolist()
+        ids, mask = backbone._image_prompt(prompt, [reasoning[i] for i in idx])
+        for j, i in enumerate(idx):
+            keep = mask[j].bool()
+            cond[i], uncond[i] = ids[j][keep].tolist(), ids[len(idx) + j][keep].tolist()
+    answers = tok([" " + r for r in reasoning], add_special_tokens=False)["input_ids"]
+    text_prompts = [text_prompt[r.prompt] for r in records]
+    text_targets = [a + [tok.eos_token_id] for a in answers]
+    codes = image_tokens.cpu().tolist()
+    length = max(
+        max(len(p) + len(t) - 1 for p, t in zip(text_prompts, text_targets)),
+        max(len(p) for p in cond) + image_tokens.shape[1] - 1,
+    )
+    text = _rows(text_prompts, text_targets, False, length)
+    image = _rows(cond, codes, True, length)
+    image.uncond = _rows(uncond, codes, True, length).ids
+    return text, image
+
+
+def row_loss(model, ids, image, mask, labels, image_row) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(text loss, image loss, token accuracies) of a batch of rows; image_row (n,) says
+    which rows' labels are image tokens."""
+    lm = model.model.language_model
+    embeds = torch.where(
+        image[..., None],
+        model.prepare_embeddings_for_image_generation(ids * image),
+        lm.embed_tokens(ids * ~image),
+    )
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    hidden = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).last_hidden_state
+    labelled = labels != IGNORE
+    losses, accuracy = [], {}
+    for name, head, rows in (("text", model.lm_head, ~image_row), ("image", model.model.generation_head, image_row)):
+        sel = labelled & rows[:, None]
+        logits = head(hidden[sel]).float()
+        losses.append(F.cross_entropy(logits, labels[sel]))
+        accuracy[name] = float((logits.argmax(-1) == labels[sel]).float().mean())
+    return losses[0], losses[1], accuracy
+
+
+def trainable(model) -> list[torch.nn.Parameter]:
+    """The decoder, its embeddings and heads; the VQ model and the vision tower stay as they are."""
+    model.requires_grad_(False)
+    parts = (
+        model.model.language_model,
+        model.lm_head,
+        model.model.generation_embeddings,
+        model.model.generation_aligner,
+        model.model.generation_head,
+    )
+    for part in parts:
+        part.requires_grad_(True)
+    return list({id(p): p for part in parts for p in part.parameters()}.values())  # lm_head is tied
+
+
+def train_lm(
+    model,
+    text: Rows,
+    image: Rows,
+    steps: int,
+    batch: int = 256,
+    lr: float = 6e-4,
+    seed: int = 0,
+    snapshots: tuple[int, ...] = (),
+    on_snapshot: Callable[[int, dict], None] = lambda step, stats: None,
+    seconds: float | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Train with a constant learning rate after warmup, so the snapshot at step s is the model
+    that `steps=s` trains. Half of each batch is reasoning rows, half image rows. Stops early
+    (with a last snapshot) once `seconds` have passed."""
+    device = next(model.parameters()).device
+    params = trainable(model)
+    model.train()
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
+    warmup = min(200, max(1, steps // 10))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+    gen = torch.Generator(device=device).manual_seed(seed)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    half = batch // 2
+    row_kind = torch.cat([torch.zeros(batch - half, dtype=torch.bool), torch.ones(half, dtype=torch.bool)]).to(device)
+    t0, stats = time.perf_counter(), {}
+    for step in range(1, steps + 1):
+        ti = torch.randint(len(text), (batch - half,), device=device, generator=gen)
+        ii = torch.randint(len(image), (half,), device=device, generator=gen)
+        drop = torch.rand(half, device=device, generator=gen) < UNCOND
+        image_ids = torch.where(drop[:, None], image.uncond[ii], image.ids[ii])
+        with autocast:
+            text_loss, image_loss, acc = row_loss(
+                model,
+                torch.cat([text.ids[ti], image_ids]),
+                torch.cat([text.image[ti], image.image[ii]]),
+                torch.cat([text.mask[ti], image.mask[ii]]),
+                torch.cat([text.labels[ti], image.labels[ii]]),
+                row_kind,
+            )
+        opt.zero_grad(set_to_none=True)
+        (text_loss + image_loss).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        over = seconds is not None and time.perf_counter() - t0 > seconds
+        if step % 100 == 0 or step in snapshots or step == steps or over:
+            stats = {
+                "step": step,
+                "text_loss": round(float(text_loss), 4),
+                "image_loss": round(float(image_loss), 4),
+                "text_accuracy": round(acc["text"], 4),
+                "image_accuracy": round(acc["image"], 4),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            log("lm " + " ".join(f"{k} {v}" for k, v in stats.items()))
+        if step in snapshots or over:
+            model.eval()
+            on_snapshot(step, dict(stats))
+            model.train()
+        if over:
+            log(f"lm: stopped at step {step} of {steps}: the {seconds} s budget is spent")
+            break
+    model.eval().requires_grad_(False)
+    return stats
