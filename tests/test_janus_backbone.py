@@ -81,7 +81,9 @@ def test_decode_gives_pil_images(bb):
 
 
 def test_missing_weights_say_what_to_download(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: patch the value
     with pytest.raises(MissingWeights, match=r"hf download deepseek-community/Janus-Pro-7B --local-dir"):
         resolve("janus-pro-7b", torch.float32)
     (tmp_path / "config.json").write_text("{}")
