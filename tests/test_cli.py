@@ -53,7 +53,9 @@ def test_missing_weights_folder(tmp_path):
 
 def test_generate_writes_the_documented_files(tiny, tmp_path):
     out = tmp_path / "run"
-    result = run("generate", "a photo of a red cube", "--backbone", tiny, "--critic", "self",
+    short = tmp_path / "short.toml"
+    short.write_text("max_reasoning_tokens = 24\n")  # the random model never stops on its own
+    result = run("generate", "a photo of a red cube", "--backbone", tiny, "--critic", "self", "--config", str(short),
                  "--steps", "2", "--threshold", "1.0", "--out", str(out), "--json", "--seed", "1")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output.strip().splitlines()[-1])
@@ -68,6 +70,7 @@ def test_generate_writes_the_documented_files(tiny, tmp_path):
     assert Image.open(out / "final.png").tobytes() == Image.open(out / final["image"]).tobytes()
     config = json.loads((out / "config.json").read_text())
     assert config["run"]["steps"] == 2 and config["run"]["seed"] == 1 and config["critic"] == "self"
+    assert config["run"]["max_reasoning_tokens"] == 24
     assert "torch" in config["versions"]
 
     again = run("generate", "a photo of a red cube", "--backbone", tiny, "--out", str(out))

@@ -98,8 +98,11 @@ def test_third_party_plugin_is_found_and_a_broken_one_is_reported(site):
 
 
 def test_third_party_critic_drives_generate(site, tmp_path):
+    short = tmp_path / "short.json"
+    short.write_text('{"max_reasoning_tokens": 16}')
     result = _milr(
-        ["generate", "a red cube", "--critic", "constant-demo", "--steps", "1", "--out", str(tmp_path / "run"), "--json"],
+        ["generate", "a red cube", "--critic", "constant-demo", "--steps", "1", "--config", str(short),
+         "--out", str(tmp_path / "run"), "--json"],
         site,
         timeout=300,
     )
