@@ -23,7 +23,6 @@ from typing import Any
 from .engine import Result, Step, json_number
 from .errors import MilrError
 
-
 # mkstemp makes files only their owner can read; results get the mode any new file gets
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)

@@ -171,8 +171,8 @@ def test_unreadable_config_file(fake, tmp_path, name, content, words):
 @pytest.mark.parametrize(
     "benchmark, name, text, words",
     [
-        ("geneval", "prompts.jsonl", '{"prompt": "a cat", "tag": "single_object", "include": [{"class": "cat", "count": 1}]}\n'
-         '{"prompt": "a dog", oops\n', ":2: not valid JSON"),
+        ("geneval", "prompts.jsonl", ('{"prompt": "a cat", "tag": "single_object", "include": [{"class": "cat", "count": 1}]}\n'
+                                      '{"prompt": "a dog", oops\n'), ":2: not valid JSON"),
         ("t2i-compbench", "color_val.txt", "a red apple\n\na blue car\n", ":2: empty prompt line"),
     ],
 )

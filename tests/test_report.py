@@ -73,7 +73,7 @@ def run(tmp_path):
 
 
 def test_run_page_embeds_every_image(run):
-    root, result = run
+    root, _ = run
     page_path = write_report([root])
     assert page_path == root / "report.html"
     umask = os.umask(0o022)

@@ -166,8 +166,8 @@ def _prompt_grid(benches: list[Bench]) -> str:
 
 def bench_page(benches: list[Bench], chart: bytes | None) -> str:
     names = sorted({str(b.summary.get("benchmark", "?")) for b in benches})
-    items = [(b.label, f"{b.summary.get('finished', '?')}/{b.summary.get('prompts', '?')} prompts · "
-                       f"critic {b.summary.get('critic', '?')} · {b.root}") for b in benches]
+    items = [(b.label, (f"{b.summary.get('finished', '?')}/{b.summary.get('prompts', '?')} prompts · "
+                        f"critic {b.summary.get('critic', '?')} · {b.root}")) for b in benches]
     plot = NO_MATPLOTLIB if chart is None else f'<img src="{png_uri(chart)}" alt="accuracy by tag">'
     body = [
         f"<h1>MILR benchmark: {esc(', '.join(names))}</h1>",
