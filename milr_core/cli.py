@@ -87,7 +87,7 @@ def generate(
         run_dir.write_final(result, interrupted=interrupted)
         page = write_report([root])
     except KeyboardInterrupt:
-        fail("interrupted before the first image; nothing was kept", 130)
+        fail("interrupted", 130)  # before the first step was on disk, or while writing the final files
     except MilrError as exc:
         if isinstance(exc, UnknownName) and registry().failures:
             broken = ", ".join(source for source, _ in registry().failures)
