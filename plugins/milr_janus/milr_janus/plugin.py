@@ -37,6 +37,13 @@ def _tiny(**kwargs):
     return _backbone(str(cache), **kwargs)
 
 
+def _shapes(**kwargs):
+    from pathlib import Path
+
+    # shipped inside the package (see train_shapes.py for how it was made)
+    return _backbone(str(Path(__file__).parent / "weights" / "janus-shapes"), name="janus-shapes", **kwargs)
+
+
 def _self_critic(backbone=None, **kwargs):
     from milr_core.errors import MilrError
 
@@ -52,6 +59,11 @@ def register_backbones(register):
     for alias, hub_id in ALIASES.items():
         register(alias, partial(_backbone, alias), f"{hub_id} (transformers JanusForConditionalGeneration)")
     register("janus-tiny", _tiny, "a tiny random-weight Janus built on first use: exercises the code path, draws noise")
+    register(
+        "janus-shapes",
+        _shapes,
+        "a small Janus trained on the shapes world (64 px, 64 image tokens); follows prompts only partly",
+    )
 
 
 @hookimpl
