@@ -25,7 +25,7 @@ bit-for-bit deterministic, so reruns differ there: the preset scores a snapshot
 every 50 steps from 550 on. The learning rate is constant after warmup, so the
 snapshot at step S is the model that `--lm-steps S` trains. On one H100 the
 default run takes about 9 minutes (VQ 3.5, LM 1, scoring 3).
-""""""
+"""
 
 from __future__ import annotations
 
