@@ -23,10 +23,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-
-from milr_core.interfaces import PromptRecord
 from milr_rewards_geneval.plugin import HELD_OUT_PROMPTS, HELD_OUT_SEED
 from milr_rewards_geneval.shapes import TAGS, prompt_set, reasoning_for, render, sample_record, scene_for
+
+from milr_core.interfaces import PromptRecord
 
 TRAIN_SEED = 1
 IMAGE_SIZE = 64

@@ -13,11 +13,11 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
+from milr_rewards_geneval.shapes import TAGS
+from milr_rewards_geneval.shapes_oracle import ShapesOracle
 
 from milr_core.config import RunConfig
 from milr_core.interfaces import PromptRecord
-from milr_rewards_geneval.shapes import TAGS
-from milr_rewards_geneval.shapes_oracle import ShapesOracle
 
 
 def evaluate(backbone, records: list[PromptRecord], seed: int = 0) -> list[dict]:

@@ -16,8 +16,8 @@ backbone decodes them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +41,8 @@ class Rows:
         return len(self.ids)
 
     def to(self, device) -> Rows:
-        return Rows(*(None if t is None else t.to(device) for t in (self.ids, self.image, self.mask, self.labels, self.uncond)))
+        parts = (self.ids, self.image, self.mask, self.labels, self.uncond)
+        return Rows(*(None if t is None else t.to(device) for t in parts))
 
 
 def _pad(seqs: list[list[int]], length: int, value: int = 0) -> torch.Tensor:
@@ -176,8 +177,8 @@ def train_lm(
         if step % 100 == 0 or step in snapshots or step == steps or over:
             stats = {
                 "step": step,
-                "text_loss": round(float(text_loss), 4),
-                "image_loss": round(float(image_loss), 4),
+                "text_loss": round(text_loss.item(), 4),
+                "image_loss": round(image_loss.item(), 4),
                 "text_accuracy": round(acc["text"], 4),
                 "image_accuracy": round(acc["image"], 4),
                 "seconds": round(time.perf_counter() - t0, 1),

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from milr_rewards_geneval.shapes import BACKGROUND
 
 BETA = 0.25  # commitment weight (VQ-VAE)
@@ -100,7 +99,7 @@ def train_vq(
         if step % RESTART_EVERY == 0 and step < 0.8 * steps:  # let the last codes settle
             stats["restarted"] = _restart_dead(vq, usage, z, gen)
         if step % max(1, steps // 10) == 0 or step == steps:
-            stats.update(step=step, pixel=float(pixel), vq=float(vq_loss), seconds=round(time.perf_counter() - t0, 1))
+            stats.update(step=step, pixel=pixel.item(), vq=vq_loss.item(), seconds=round(time.perf_counter() - t0, 1))
             log(f"vq step {step}/{steps}: pixel {stats['pixel']:.4f} vq {stats['vq']:.4f} ({stats['seconds']} s)")
     vq.eval().requires_grad_(False)
     return stats

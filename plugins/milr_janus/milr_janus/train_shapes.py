@@ -40,10 +40,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from milr_rewards_geneval.plugin import HELD_OUT_SEED
 from transformers import JanusForConditionalGeneration
+from transformers.models.janus.processing_janus import DEFAULT_SYSTEM_PROMPT
 
 from milr_core.hardware import pick_device
-from milr_rewards_geneval.plugin import HELD_OUT_SEED
 
 from .backbone import REASONING_INSTRUCTION, JanusBackbone
 from .self_critic import DEFAULT_QUESTION
@@ -55,26 +56,25 @@ from .tiny import build_processor, build_tokenizer, save_checkpoint, tiny_config
 
 PRESETS = {
     # 64 px, 8 px patches: 8 x 8 = 64 image tokens; about 13 M parameters, 26 MB in float16
-    "full": dict(
-        image_size=IMAGE_SIZE, patch_size=8, hidden_size=384, layers=6, heads=6, codebook_size=512,
-        vq_channels=32, vq_multiplier=(1, 2, 2, 4), vq_res_blocks=1,
-        examples=48_000, vq_steps=3000, vq_batch=128, lm_steps=1000, batch=256,
-        snapshots=tuple(range(550, 1000, 50)),
-    ),
+    "full": {
+        "image_size": IMAGE_SIZE, "patch_size": 8, "hidden_size": 384, "layers": 6, "heads": 6,
+        "codebook_size": 512, "vq_channels": 32, "vq_multiplier": (1, 2, 2, 4), "vq_res_blocks": 1,
+        "examples": 48_000, "vq_steps": 3000, "vq_batch": 128, "lm_steps": 1000, "batch": 256,
+        "snapshots": tuple(range(550, 1000, 50)),
+    },
     # for tests: seconds on a CPU, draws noise
-    "toy": dict(
-        image_size=32, patch_size=8, hidden_size=64, layers=2, heads=4, codebook_size=64,
-        vq_channels=32, vq_multiplier=(1, 1, 1, 1), vq_res_blocks=0,
-        examples=60, vq_steps=2, vq_batch=4, lm_steps=2, batch=4, snapshots=(),
-    ),
+    "toy": {
+        "image_size": 32, "patch_size": 8, "hidden_size": 64, "layers": 2, "heads": 4,
+        "codebook_size": 64, "vq_channels": 32, "vq_multiplier": (1, 1, 1, 1), "vq_res_blocks": 0,
+        "examples": 60, "vq_steps": 2, "vq_batch": 4, "lm_steps": 2, "batch": 4, "snapshots": (),
+    },
 }
 TOKENIZER_VOCAB = 1024  # an upper bound: the BPE stops merging once every word of the world is one token
 SHARD = "15MB"  # each weights file stays under the repository's 16 MiB limit
 EXTRA_TEXTS = (
     REASONING_INSTRUCTION.format(prompt=""),
     DEFAULT_QUESTION.format(prompt=""),
-    "You are a helpful language and vision assistant. You are able to understand the visual content that "
-    "the user provides, and assist the user with a variety of tasks using natural language.",  # Janus's system prompt
+    DEFAULT_SYSTEM_PROMPT.strip(),  # JanusProcessor puts it before text-mode chats
 )
 
 
@@ -122,7 +122,7 @@ def train(args: argparse.Namespace, log=print) -> dict:
     def lap(name: str) -> None:
         nonlocal clock
         report["seconds"][name] = round(time.perf_counter() - clock, 1)
-        clock = started = time.perf_counter()
+        clock = time.perf_counter()
 
     held = held_out(args.eval_prompts)
     data = make_examples(preset["examples"], preset["image_size"], args.workers)
