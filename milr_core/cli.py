@@ -20,8 +20,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="MILR: test-t
 out = Console()
 err = Console(stderr=True)
 
-DEFAULT_BACKBONE = "janus-tiny"
-DEFAULT_CRITIC = "self"
+DEFAULT_BACKBONE = "janus-shapes"
+DEFAULT_CRITIC = "shapes-oracle"
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -132,3 +132,34 @@ def test_plugin_registers_the_oracle_lazily():
     plugin.register_critics(register=lambda name, factory, description="": registered.update({name: factory}))
     oracle = registered["shapes-oracle"]()
     assert isinstance(oracle, Critic) and isinstance(oracle, ShapesOracle) and oracle.name == "shapes-oracle"
+
+
+def test_bare_prompts_are_read_into_geneval_metadata():
+    from milr_core.errors import MilrError
+    from milr_rewards_geneval.shapes import parse_prompt, prompt_set
+    from milr_rewards_geneval.shapes_oracle import with_metadata
+
+    # every generated prompt parses back to its own metadata
+    for record in prompt_set(60, seed=3):
+        parsed = parse_prompt(record.prompt)
+        assert (parsed.tag, parsed.include, parsed.exclude) == (record.tag, record.include, record.exclude), record.prompt
+    compound = parse_prompt("a photo of two red circles above a blue square")
+    assert compound.include == [
+        {"class": "square", "count": 1, "color": "blue"},
+        {"class": "circle", "count": 2, "color": "red", "position": ["above", 0]},
+    ]
+    assert compound.exclude == [{"class": "circle", "count": 3}] and compound.tag == "position"
+    assert parse_prompt("a dog on a skateboard") is None
+    with pytest.raises(MilrError, match="shapes-oracle cannot read 'a dog on a skateboard'"):
+        with_metadata(PromptRecord("a dog on a skateboard"))
+
+
+def test_generate_prompt_is_judged_by_its_words():
+    from milr_rewards_geneval.shapes import Scene, Shape, render
+
+    two_red_above_blue = Scene([Shape("circle", "red", (0.25, 0.2), "small"), Shape("circle", "red", (0.75, 0.2), "small"),
+                                Shape("square", "blue", (0.5, 0.8), "small")])
+    oracle = ShapesOracle()
+    image = render(two_red_above_blue, 64)
+    assert oracle.score([image], PromptRecord("a photo of two red circles above a blue square"))[0].value == 1.0
+    assert oracle.score([image], PromptRecord("a photo of two red circles below a blue square"))[0].value < 1.0

@@ -79,5 +79,5 @@ def _shapes_prompts(path, limit):
 def register_benchmarks(register):
     from milr_core.bench.prompts import Benchmark
 
-    shapes = Benchmark(_shapes_prompts, critic="shapes-oracle", backbone="janus-tiny")
+    shapes = Benchmark(_shapes_prompts, critic="shapes-oracle", backbone="janus-shapes")
     register("shapes", lambda **kw: shapes, f"{HELD_OUT_PROMPTS} held-out shapes-world prompts in GenEval format")

@@ -13,6 +13,7 @@ them apart by at least MIN_GAP without rejection sampling.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -268,3 +269,52 @@ def reasoning_for(scene: Scene) -> str:
     parts = [f"a {s.size} {s.color} {s.label} {_region(s.center)}" for s in scene.objects]
     plan = _join(parts)
     return "".join(summary) + plan[0].upper() + plan[1:] + f", on a {BACKGROUND_NAME} background."
+
+
+def _parse_phrase(words: list[str]) -> dict | None:
+    """'a red circle', 'two stars', 'three blue crosses' -> {class, count[, color]}."""
+    counts = {"a": 1, "an": 1, "one": 1, **{w: i for i, w in enumerate(NUMBERS) if i > 1}}
+    if not words or words[0] not in counts and not words[0].isdigit():
+        return None
+    count = int(words[0]) if words[0].isdigit() else counts[words[0]]
+    rest = words[1:]
+    color = rest.pop(0) if len(rest) == 2 and rest[0] in PALETTE else None
+    if len(rest) != 1:
+        return None
+    name = rest[0]
+    label = next((c for c in CLASSES if name in (c, _plural(c))), None)
+    if label is None:
+        return None
+    return {"class": label, "count": count, **({"color": color} if color else {})}
+
+
+def parse_prompt(prompt: str) -> PromptRecord | None:
+    """GenEval metadata for a shapes-world prompt typed by hand, or None if it is not one.
+
+    Understands GenEval's six prompt forms and their combinations: one phrase, or two joined by
+    "and" or a relation ("A left of B" puts B first with A's position relative to it, as GenEval
+    does); a count of two or more is exact (an exclude of count + 1, as GenEval's counting prompts).
+    """
+    text = re.sub(r"[^a-z0-9 ]", " ", prompt.lower())
+    text = re.sub(r"^\s*(a )?(photo|picture|image) of ", "", text).split()
+    joins = {"and": None, **{rel: rel for rel in RELATIONS}}
+    for i in range(1, len(text)):
+        for join, relation in joins.items():
+            if " ".join(text[i : i + len(join.split())]) == join:
+                first, second = _parse_phrase(text[:i]), _parse_phrase(text[i + len(join.split()) :])
+                if first and second:
+                    includes = [first, second] if relation is None else [second, {**first, "position": [relation, 0]}]
+                    return _record(prompt, includes, relation)
+    single = _parse_phrase(text)
+    return _record(prompt, [single], None) if single else None
+
+
+def _record(prompt: str, includes: list[dict], relation: str | None) -> PromptRecord:
+    excludes = [{"class": inc["class"], "count": inc["count"] + 1} for inc in includes if inc["count"] > 1]
+    if relation:
+        tag = "position"
+    elif len(includes) == 2:
+        tag = "color_attr" if any("color" in inc for inc in includes) else "two_object"
+    else:
+        tag = "counting" if includes[0]["count"] > 1 else "colors" if "color" in includes[0] else "single_object"
+    return PromptRecord(prompt, tag, includes, excludes)

@@ -18,16 +18,30 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from milr_core.errors import MilrError
 from milr_core.interfaces import Critic, PromptRecord, Score
 
 from .rules import Detection, Verdict, judge
-from .shapes import BACKGROUND, PALETTE
+from .shapes import BACKGROUND, CLASSES, PALETTE, parse_prompt
 
 if TYPE_CHECKING:
     from PIL.Image import Image
 
 COLOR_CUTOFF = 50.0  # RGB distance; palette colours are >= 100 apart, so a match is unambiguous
 MIN_AREA = 0.002  # components below this share of the image are noise (a small star at 64 px is 0.014)
+
+
+def with_metadata(record: PromptRecord) -> PromptRecord:
+    """A bare prompt (e.g. from `milr generate`) gets its GenEval metadata from the prompt's words."""
+    if record.include:
+        return record
+    parsed = parse_prompt(record.prompt)
+    if parsed is None:
+        raise MilrError(
+            f"shapes-oracle cannot read {record.prompt!r}: it knows prompts like 'a photo of two red circles "
+            f"above a blue square' over {', '.join(CLASSES)} in {', '.join(PALETTE)}"
+        )
+    return parsed
 
 
 class ShapesOracle(Critic):
@@ -40,6 +54,7 @@ class ShapesOracle(Critic):
         self.min_area = min_area
 
     def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
+        record = with_metadata(record)
         scores = []
         for image in images:
             found = self.detect(image)
@@ -50,7 +65,7 @@ class ShapesOracle(Critic):
 
     def verdict(self, image: Image, record: PromptRecord) -> Verdict:
         """GenEval's 0/1 `correct`, the partial `fraction` and the reason."""
-        return judge(record, self.detect(image))
+        return judge(with_metadata(record), self.detect(image))
 
     def detect(self, image: Image) -> list[Detection]:
         """Objects, largest first: with equal scores, size stands in for a detector's confidence."""
