@@ -11,16 +11,19 @@ tokens and the first ceil(image_ratio * N) image tokens. Every later step
    reasoning text when text latents moved and the image always, and
 3. scores the new image(s) with the critic.
 It stops once a reward exceeds the threshold and returns the best image seen.
+After every step the whole search state can be handed out (`on_state`), and a
+search can go on from such a state (`run(resume=...)`) exactly as it would have.
 Nothing here knows a model: the backbone's heads are the policy.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
@@ -82,6 +85,29 @@ class Result:
         return sum(len(s.images) for s in self.steps)
 
 
+@dataclass
+class SearchState:
+    """What the loop carries from step `step` to the next: resumed from it, a run
+    draws and scores exactly what the uninterrupted run would have."""
+
+    step: int
+    latents: dict[str, torch.Tensor]
+    start: dict[str, torch.Tensor]
+    prefixes: dict[str, torch.Tensor]
+    optimizers: dict[str, dict]  # state_dict per group
+    generator: torch.Tensor  # torch.Generator.get_state(): the backbone's random draws go on from here
+    texts: list[str]
+    rewards: list[float]
+
+    def to_dict(self) -> dict:
+        """Plain dicts, lists and tensors, which torch.load(weights_only=True) reads back."""
+        return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SearchState:
+        return cls(**data)
+
+
 def json_number(x: float) -> float | None:
     """NaN and infinities are not JSON: a skipped (NaN) reward is written as null."""
     return x if math.isfinite(x) else None
@@ -118,9 +144,11 @@ class Milr:
         strategy: Strategy,
         config: RunConfig,
         on_step: Callable[[Step], None] | None = None,
+        on_state: Callable[[SearchState], None] | None = None,
     ):
         self.backbone, self.critic, self.strategy, self.config = backbone, critic, strategy, config
         self.on_step = on_step or (lambda step: None)
+        self.on_state = on_state  # called after on_step, so a saved state never runs ahead of the saved steps
         self.generator = torch.Generator(device=backbone.device).manual_seed(config.seed)
 
     # -- generation --------------------------------------------------------
@@ -172,37 +200,69 @@ class Milr:
         return torch.multinomial(probs, n, replacement=True, generator=self.generator).T.contiguous()
 
     # -- the loop ----------------------------------------------------------
-    def run(self, record: PromptRecord) -> Result:
+    def run(self, record: PromptRecord, resume: SearchState | None = None, earlier: Sequence[Step] = ()) -> Result:
+        """Algorithm 1. With `resume` (a state taken after step j) it goes on at step j + 1;
+        `earlier` are steps 0..j as first reported, so that the Result covers the whole run."""
         c, bb = self.config, self.backbone
         n = c.samples
-        t0 = time.perf_counter()
-        first = bb.reason(record.prompt, None, c.max_reasoning_tokens, c.text_temperature, self.generator)
-        text_tokens = first.tokens[0]
-        m_t = prefix_length(c.text_ratio, len(text_tokens))
-        m_v = prefix_length(c.image_ratio, bb.num_image_tokens)
-        texts = first.text * n
-        drawing = self._draw(record.prompt, texts, None, m_v)
-
-        latents = {
-            TEXT: first.hidden[0][:m_t].detach().float().clone().requires_grad_(True),
-            IMAGE: drawing.hidden[0].detach().float().clone().requires_grad_(True),
-        }
-        start = {g: z.detach().clone() for g, z in latents.items()}
+        steps: list[Step] = list(earlier)
+        if resume is None:
+            t0 = time.perf_counter()
+            first = bb.reason(record.prompt, None, c.max_reasoning_tokens, c.text_temperature, self.generator)
+            text_tokens = first.tokens[0]
+            m_t = prefix_length(c.text_ratio, len(text_tokens))
+            m_v = prefix_length(c.image_ratio, bb.num_image_tokens)
+            texts = first.text * n
+            drawing = self._draw(record.prompt, texts, None, m_v)
+            latents = {
+                TEXT: first.hidden[0][:m_t].detach().float().clone().requires_grad_(True),
+                IMAGE: drawing.hidden[0].detach().float().clone().requires_grad_(True),
+            }
+            start = {g: z.detach().clone() for g, z in latents.items()}
+            prefixes = {TEXT: text_tokens[:m_t].expand(n, -1).clone(), IMAGE: drawing.tokens[:, :m_v].clone()}
+        else:
+            if len(steps) != resume.step + 1:
+                raise ValueError(f"resuming after step {resume.step} needs its {resume.step + 1} earlier steps, got {len(steps)}")
+            resume = copy.deepcopy(resume)  # the optimisers would otherwise update the caller's tensors in place
+            self.generator.set_state(resume.generator)
+            latents = {g: z.to(bb.device).requires_grad_(True) for g, z in resume.latents.items()}
+            start = {g: z.to(bb.device) for g, z in resume.start.items()}
+            prefixes = {g: p.to(bb.device) for g, p in resume.prefixes.items()}
+            texts, rewards = resume.texts, resume.rewards
+            m_t, m_v = len(latents[TEXT]), len(latents[IMAGE])
         self.latents, self.start = latents, start  # kept for inspection after the run
-        prefixes = {TEXT: text_tokens[:m_t].expand(n, -1).clone(), IMAGE: drawing.tokens[:, :m_v].clone()}
         heads = {TEXT: bb.text_logits, IMAGE: bb.image_logits}
         opt_cls = torch.optim.Adam if c.optimizer == "adam" else torch.optim.SGD
         # one optimiser per group, so a group that rests keeps no momentum-driven drift
         optimizers = {g: opt_cls([z], lr=c.lr) for g, z in latents.items()}
+        if resume is not None:
+            for g, opt in optimizers.items():
+                opt.load_state_dict(resume.optimizers[g])
         movable = {IMAGE} | ({TEXT} if m_t > 0 else set())
 
-        images = bb.decode(drawing.tokens)
-        rewards, details = self._score(images, record)
-        steps = [Step(0, [], rewards, details, texts, images, None, time.perf_counter() - t0)]
-        self.on_step(steps[0])
+        def done(step: Step) -> None:
+            steps.append(step)
+            self.on_step(step)
+            if self.on_state is not None:
+                state = SearchState(
+                    step.step,
+                    {g: z.detach() for g, z in latents.items()},
+                    start,
+                    prefixes,
+                    {g: opt.state_dict() for g, opt in optimizers.items()},
+                    self.generator.get_state(),
+                    texts,
+                    rewards,
+                )
+                self.on_state(copy.deepcopy(state))  # a snapshot: the loop goes on changing its tensors
+
+        if resume is None:
+            images = bb.decode(drawing.tokens)
+            rewards, details = self._score(images, record)
+            done(Step(0, [], rewards, details, texts, images, None, time.perf_counter() - t0))
         best = _best(steps)
 
-        for k in range(1, c.steps + 1):
+        for k in range(steps[-1].step + 1, c.steps + 1):
             if best[2] > c.threshold:
                 break
             t0 = time.perf_counter()
@@ -225,8 +285,7 @@ class Milr:
                 drawing = self._draw(record.prompt, texts, prefixes[IMAGE], m_v)
             images = bb.decode(drawing.tokens)
             rewards, details = self._score(images, record)
-            steps.append(Step(k, sorted(groups), rewards, details, texts, images, loss, time.perf_counter() - t0))
-            self.on_step(steps[-1])
+            done(Step(k, sorted(groups), rewards, details, texts, images, loss, time.perf_counter() - t0))
             best = _best(steps)
 
         stopped_early = best[2] > c.threshold and len(steps) <= c.steps
@@ -271,5 +330,8 @@ def run_milr(
     record: PromptRecord,
     config: RunConfig,
     on_step: Callable[[Step], None] | None = None,
+    on_state: Callable[[SearchState], None] | None = None,
+    resume: SearchState | None = None,
+    earlier: Sequence[Step] = (),
 ) -> Result:
-    return Milr(backbone, critic, strategy, config, on_step).run(record)
+    return Milr(backbone, critic, strategy, config, on_step, on_state).run(record, resume, earlier)

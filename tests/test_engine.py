@@ -1,3 +1,4 @@
+import io
 import math
 
 import pytest
@@ -5,7 +6,7 @@ import torch
 
 from fakes import FakeBackbone, ScriptedCritic
 from milr_core.config import RunConfig
-from milr_core.engine import Milr, advantages, log_prob, prefix_length, run_milr
+from milr_core.engine import Milr, SearchState, advantages, log_prob, prefix_length, run_milr
 from milr_core.interfaces import IMAGE, TEXT, PromptRecord
 from milr_core.strategies import Alternate, ImageOnly, Joint, TextOnly, TextThenImage
 
@@ -144,3 +145,41 @@ def test_same_seed_same_trajectory():
         for s in x:
             s.pop("seconds")
     assert a == b
+
+
+def _comparable(steps):
+    """A step's trace without its timing, plus its images' pixels."""
+    return [{**s.trace(), "seconds": None, "images": [i.tobytes() for i in s.images]} for s in steps]
+
+
+@pytest.mark.parametrize("samples", [1, 3])
+def test_a_resumed_run_ends_exactly_as_an_uninterrupted_one(samples):
+    rewards = [0.1, 0.4, 0.2, 0.3, 0.6, 0.5, 0.25, 0.35]
+    cfg = config(steps=5, samples=samples, l2=0.1)
+    whole = run_milr(FakeBackbone(), ScriptedCritic(rewards), Alternate(), RECORD, cfg)
+
+    critic, states, kept = ScriptedCritic(rewards), [], []
+
+    def stop_after_step_2(step):
+        kept.append(step)
+        if step.step == 3:
+            raise KeyboardInterrupt  # step 3 is on record but its state was not handed out: it is redone
+
+    with pytest.raises(KeyboardInterrupt):
+        run_milr(FakeBackbone(), critic, Alternate(), RECORD, cfg, on_step=stop_after_step_2, on_state=states.append)
+    state = states[-1]
+    assert state.step == 2 and state.optimizers[TEXT]["state"]  # Adam's moments travel with it
+    state = SearchState.from_dict(torch.load(_saved(state.to_dict()), weights_only=True))
+    critic.calls = 3 * samples  # the scripted critic's script goes on where step 2 left it
+    resumed = run_milr(FakeBackbone(), critic, Alternate(), RECORD, cfg, resume=state, earlier=kept[:3])
+    assert [s.step for s in resumed.steps] == list(range(6))
+    assert _comparable(resumed.steps) == _comparable(whole.steps)
+    assert (resumed.best_step, resumed.best_sample, resumed.best_reward) == (whole.best_step, whole.best_sample, whole.best_reward)
+
+
+def _saved(obj):
+    """`obj` as torch.save writes it, ready to be read back."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    buf.seek(0)
+    return buf
