@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -35,6 +37,7 @@ def _slug(text: str) -> str:
 
 @app.command()
 def generate(
+    ctx: typer.Context,
     prompt: str = typer.Argument(..., help="What the image should show."),
     backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", "-b", help="Backbone name (see `milr plugins`) or a local checkpoint folder."),
     critic: str = typer.Option(DEFAULT_CRITIC, "--critic", "-c", help="Critic name (see `milr plugins`)."),
@@ -47,6 +50,7 @@ def generate(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of RunConfig settings."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/<prompt>-<time>)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty output folder."),
+    resume: bool = typer.Option(False, "--resume", help="Go on with the interrupted run in --out; prompt and settings must be the same."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: best available)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, float16 (default: by device)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -55,6 +59,7 @@ def generate(
     from .config import load_config
     from .plugins import registry
     from .report import write_report
+    from .runs import RunDir
 
     try:
         if not prompt.strip():
@@ -62,6 +67,17 @@ def generate(
         cfg = load_config(
             config, steps=steps, samples=samples, lr=lr, threshold=threshold, seed=seed, strategy=strategy
         )
+        settings = {"prompt": prompt, "backbone": backbone, "critic": critic, "run": cfg.model_dump()}
+        if resume:
+            # refuse before loading anything heavy
+            if out_dir is None or overwrite:
+                raise MilrError("--resume needs --out, the folder of the run to go on with, and no --overwrite")
+            run_dir = RunDir(out_dir, resume=True)
+            run_dir.check_settings(settings)
+            if run_dir.complete():
+                out.print(f"{out_dir} is already complete; nothing to resume", highlight=False, soft_wrap=True)
+                return
+            state = run_dir.read_state()
         reg = registry()
         # check every name before loading anything heavy
         strategy_obj = reg.create("strategy", cfg.strategy)
@@ -70,15 +86,15 @@ def generate(
         critic_obj = critic_entry.factory(backbone=backbone_obj)
         root = out_dir or Path("runs") / f"{_slug(prompt)}-{time.strftime('%Y%m%d-%H%M%S')}"
         from .engine import Result, json_number
-        from .runs import RunDir
 
-        run_dir = RunDir(root, overwrite=overwrite)
-        run_dir.write_config(
-            {"prompt": prompt, "backbone": backbone, "critic": critic, "run": cfg.model_dump()}
-        )
-        kept: list = []  # steps whose files are on disk, for an interrupted run
+        if resume:
+            kept = run_dir.rewind(state.step)  # steps whose files are on disk, for an interrupted run
+        else:
+            run_dir = RunDir(root, overwrite=overwrite)
+            run_dir.write_config(settings)
+            state, kept = None, []
         try:
-            result = _run_with_progress(backbone_obj, critic_obj, strategy_obj, prompt, cfg, run_dir, as_json, kept)
+            result = _run_with_progress(backbone_obj, critic_obj, strategy_obj, prompt, cfg, run_dir, as_json, kept, state)
             interrupted = False
         except KeyboardInterrupt:
             if not kept:
@@ -94,7 +110,11 @@ def generate(
             exc = MilrError(f"{exc} (plugins that failed to load: {broken}; see `milr plugins`)")
         fail(str(exc), exc.exit_code)
     if interrupted:
-        fail(f"interrupted after step {kept[-1].step} of {cfg.steps}; the steps so far, the best image and the report are in {root}", 130)
+        fail(
+            f"interrupted after step {kept[-1].step} of {cfg.steps}; the steps so far, the best image and the report "
+            f"are in {root}; to go on: {_resume_command(ctx, root)}",
+            130,
+        )
 
     summary = {
         "out": str(root),
@@ -116,7 +136,23 @@ def generate(
         out.print(f"report: {page}", highlight=False, soft_wrap=True)
 
 
-def _run_with_progress(backbone, critic, strategy, prompt, cfg, run_dir, quiet: bool, kept: list):
+def _resume_command(ctx: typer.Context, root: Path) -> str:
+    """This command as typed (flags as given), with --out ROOT and --resume: it goes on with the run."""
+    words = ["milr", "generate"]
+    for param in ctx.command.params:
+        if param.name in ("out_dir", "overwrite", "resume") or ctx.get_parameter_source(param.name).name != "COMMANDLINE":
+            continue
+        value = ctx.params[param.name]
+        if param.param_type_name == "argument":
+            words.append(str(value))
+        elif param.is_flag:
+            words.append(param.opts[0])
+        else:
+            words += [param.opts[0], str(value)]
+    return shlex.join([*words, "--out", str(root), "--resume"])
+
+
+def _run_with_progress(backbone, critic, strategy, prompt, cfg, run_dir, quiet: bool, kept: list, state=None):
     from .engine import run_milr
     from .interfaces import PromptRecord
 
@@ -129,10 +165,11 @@ def _run_with_progress(backbone, critic, strategy, prompt, cfg, run_dir, quiet: 
         console=err,
         disable=quiet,
     )
-    best = [float("-inf")]
+    # a resumed run starts from its earlier steps
+    best = [max((r for s in kept for r in s.rewards if not math.isnan(r)), default=float("-inf"))]
 
     with progress:
-        task = progress.add_task("milr", total=cfg.steps, reward="-", best="-")
+        task = progress.add_task("milr", total=cfg.steps, completed=kept[-1].step if kept else 0, reward="-", best="-")
 
         def on_step(step):
             run_dir.write_step(step)
@@ -143,7 +180,9 @@ def _run_with_progress(backbone, critic, strategy, prompt, cfg, run_dir, quiet: 
             last = f"{max(valid):.3f}" if valid else "nan"
             progress.update(task, completed=step.step, reward=last, best=f"{best[0]:.3f}")
 
-        return run_milr(backbone, critic, strategy, PromptRecord(prompt), cfg, on_step=on_step)
+        return run_milr(
+            backbone, critic, strategy, PromptRecord(prompt), cfg, on_step, run_dir.write_state, resume=state, earlier=kept[:]
+        )
 
 
 @app.command()

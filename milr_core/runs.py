@@ -7,20 +7,26 @@ Layout::
     <out>/steps/<step:03d>_<sample:02d>.png   every image of every step
     <out>/final.png        the best image seen
     <out>/final.json       its reward, step, sample and reasoning text
+    <out>/state.pt         the search state after the last step in trace.jsonl, for `generate --resume`
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import math
 import os
+import pickle
 import platform
 import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .engine import Result, Step, json_number
+import torch
+
+from .engine import Result, SearchState, Step, json_number
 from .errors import MilrError
 
 # mkstemp makes files only their owner can read; results get the mode any new file gets
@@ -59,8 +65,6 @@ def atomic_json(path: Path, obj: Any) -> None:
 
 
 def atomic_image(path: Path, image) -> None:
-    import io
-
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     atomic_write(path, buf.getvalue())
@@ -77,9 +81,13 @@ def versions() -> dict[str, str]:
 
 
 class RunDir:
-    def __init__(self, root: Path, overwrite: bool = False):
+    def __init__(self, root: Path, overwrite: bool = False, resume: bool = False):
+        """A fresh run folder, or with `resume` the folder of a run to go on with."""
         self.root = root
-        if root.exists() and any(root.iterdir()) and not overwrite:
+        if resume:
+            if not (root / "config.json").is_file():
+                raise MilrError(f"{root} holds no generate run to resume (no config.json)")
+        elif root.exists() and any(root.iterdir()) and not overwrite:
             raise MilrError(f"output folder {root} is not empty; choose another --out or pass --overwrite")
         try:
             (root / "steps").mkdir(parents=True, exist_ok=True)
@@ -88,10 +96,67 @@ class RunDir:
             probe.unlink()
         except OSError as exc:
             raise MilrError(f"cannot write to output folder {root}: {exc.strerror or exc}") from None
-        (root / "trace.jsonl").unlink(missing_ok=True)
+        if not resume:
+            # an earlier run's state must not be resumed with this run's config
+            for name in ("trace.jsonl", "state.pt"):
+                (root / name).unlink(missing_ok=True)
 
     def write_config(self, settings: dict[str, Any]) -> None:
         atomic_json(self.root / "config.json", {**settings, "versions": versions()})
+
+    def check_settings(self, settings: dict[str, Any]) -> None:
+        """Refuse to go on with a run made with other settings, naming the first that differs."""
+        saved = json.loads((self.root / "config.json").read_text())
+        now = json.loads(json.dumps(settings))  # as config.json would hold them
+        fields = [(key, saved.get(key), now[key]) for key in ("prompt", "backbone", "critic")]
+        fields += [(key, saved["run"].get(key), value) for key, value in now["run"].items()]
+        for key, was, is_ in fields:
+            if was != is_:
+                raise MilrError(f"cannot resume {self.root}: it was run with {key} = {was!r}, this command has {key} = {is_!r}")
+
+    def complete(self) -> bool:
+        """The run ended on its own (not interrupted): there is nothing to resume."""
+        final = self.root / "final.json"
+        return final.is_file() and not json.loads(final.read_text())["interrupted"]
+
+    def write_state(self, state: SearchState) -> None:
+        buf = io.BytesIO()
+        torch.save(state.to_dict(), buf)
+        atomic_write(self.root / "state.pt", buf.getvalue())
+
+    def read_state(self) -> SearchState:
+        path = self.root / "state.pt"
+        if not path.is_file():
+            raise MilrError(f"{self.root} has no state.pt to resume from (stopped before step 0 was saved); start again with --overwrite")
+        try:
+            return SearchState.from_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, TypeError) as exc:
+            raise MilrError(f"cannot read {path}: {exc}") from None
+
+    def rewind(self, step: int) -> list[Step]:
+        """Go back to the end of `step`, where state.pt stands: a later step's line (finished
+        but not checkpointed) and images go, so do the interrupted attempt's final.*; the
+        steps kept are returned with their images."""
+        from PIL import Image
+
+        trace = self.root / "trace.jsonl"
+        lines = [json.loads(line) for line in trace.read_text().splitlines()]
+        kept = [t for t in lines if t["step"] <= step]
+        atomic_write(trace, "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in kept).encode())
+        for t in lines[len(kept):]:
+            for name in t["images"]:
+                (self.root / name).unlink(missing_ok=True)
+        for name in ("final.json", "final.png"):
+            (self.root / name).unlink(missing_ok=True)
+        steps = []
+        for t in kept:
+            images = []
+            for name in t["images"]:
+                with Image.open(self.root / name) as image:
+                    images.append(image.copy())
+            rewards = [math.nan if r is None else r for r in t["rewards"]]
+            steps.append(Step(t["step"], t["groups"], rewards, t["details"], t["reasoning"], images, t["loss"], t["seconds"]))
+        return steps
 
     def write_step(self, step: Step) -> None:
         files = []

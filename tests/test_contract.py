@@ -347,7 +347,10 @@ def test_ctrl_c_keeps_the_partial_run(tmp_path):
     _, stderr = proc.communicate(timeout=120)
     line = error_line(stderr, proc.returncode, code=130, alone=False)
     k = int(line.split("interrupted after step ")[1].split()[0])
-    assert line == f"error: interrupted after step {k} of 1000; the steps so far, the best image and the report are in {out}"
+    assert line == (
+        f"error: interrupted after step {k} of 1000; the steps so far, the best image and the report are in {out}; "
+        f"to go on: milr generate 'a cat' --backbone fake --critic slow --steps 1000 --threshold 1.0 --out {out} --resume"
+    )
     trace = trace_of(out)
     assert k >= 2 and [t["step"] for t in trace][: k + 1] == list(range(k + 1)) and len(trace) <= k + 2
     assert_steps_kept(out, [t["step"] for t in trace])
