@@ -1,12 +1,15 @@
 """`milr` as a user meets it: exit codes, one-line errors, and the files generate writes."""
 
 import json
+import shlex
 
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from milr_core.cli import app
+from milr_core.runs import RunDir
 
 runner = CliRunner()
 
@@ -81,3 +84,41 @@ def test_unwritable_output_folder(tiny, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert "cannot write to output folder" in one_line_error(run("generate", "a cat", "--backbone", tiny, "--out", str(blocker / "sub")))
+
+
+def test_an_interrupted_run_resumes_to_the_same_end(tiny, tmp_path, monkeypatch):
+    short = tmp_path / "short.toml"
+    short.write_text("max_reasoning_tokens = 16\n")
+    args = ["generate", "a photo of a red cube", "--backbone", tiny, "--critic", "self", "--config", str(short),
+            "--steps", "4", "--threshold", "1.0", "--seed", "3", "--json"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert run(*args, "--out", str(whole)).exit_code == 0
+
+    write_step = RunDir.write_step
+
+    def ctrl_c_after_step_2(self, step):
+        write_step(self, step)
+        if step.step == 2:
+            raise KeyboardInterrupt  # step 2 is on disk but its state is not: the resumed run redoes it
+
+    monkeypatch.setattr(RunDir, "write_step", ctrl_c_after_step_2)
+    line = one_line_error(run(*args, "--out", str(part)), 130)
+    monkeypatch.undo()
+    assert [t["step"] for t in _trace(part)] == [0, 1, 2]
+    assert torch.load(part / "state.pt", weights_only=True)["step"] == 1
+    assert json.loads((part / "final.json").read_text())["interrupted"] is True
+
+    command = shlex.split(line.split("; to go on: ")[1])
+    assert command[:2] == ["milr", "generate"] and command[-3:] == ["--out", str(part), "--resume"]
+    result = run(*command[1:])
+    assert result.exit_code == 0, result.output
+    assert [{**t, "seconds": None} for t in _trace(part)] == [{**t, "seconds": None} for t in _trace(whole)]
+    for t in _trace(whole):
+        for name in t["images"]:
+            assert (part / name).read_bytes() == (whole / name).read_bytes()
+    assert json.loads((part / "final.json").read_text()) == json.loads((whole / "final.json").read_text())
+    assert (part / "final.png").read_bytes() == (whole / "final.png").read_bytes()
+
+
+def _trace(out):
+    return [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]

@@ -207,6 +207,29 @@ def test_weights_folder_missing_files(tmp_path):
     assert line == f"error: {tmp_path} is not a complete Janus checkpoint: missing *.safetensors"
 
 
+def test_resume_refuses_what_it_cannot_go_on_with(fake, tmp_path):
+    out = tmp_path / "run"
+    args = ["generate", "a cat", "-b", "fake", "-c", "scripted", "--steps", "3", "--threshold", "1", "-o", out]
+    assert milr(*args).exit_code == 0
+    result = milr(*args, "--resume")
+    assert result.exit_code == 0 and result.output.strip() == f"{out} is already complete; nothing to resume"
+
+    (out / "final.json").unlink()  # as if the run was killed before its end
+    settings = f"error: cannot resume {out}: it was run with "
+    assert fails("generate", "a dog", *args[2:], "--resume") == settings + "prompt = 'a cat', this command has prompt = 'a dog'"
+    assert fails(*args, "-b", "janus-tiny", "--resume") == settings + "backbone = 'fake', this command has backbone = 'janus-tiny'"
+    assert fails(*args, "-c", "self", "--resume") == settings + "critic = 'scripted', this command has critic = 'self'"
+    assert fails(*args, "--steps", "5", "--resume") == settings + "steps = 3, this command has steps = 5"
+    assert fails(*args, "--lr", "0.5", "--resume") == settings + "lr = 0.03, this command has lr = 0.5"
+    assert fails(*args, "--resume", "--overwrite") == "error: --resume needs --out, the folder of the run to go on with, and no --overwrite"
+    assert fails(*args[:-2], "--resume") == "error: --resume needs --out, the folder of the run to go on with, and no --overwrite"
+    assert fails(*args[:-1], tmp_path / "elsewhere", "--resume") == f"error: {tmp_path / 'elsewhere'} holds no generate run to resume (no config.json)"
+    (out / "state.pt").unlink()
+    line = fails(*args, "--resume")
+    assert line == f"error: {out} has no state.pt to resume from (stopped before step 0 was saved); start again with --overwrite"
+    assert_steps_kept(out, [0, 1, 2, 3])  # refusing changed nothing
+
+
 # -- faults during a run: what was written stays -----------------------------------------
 def test_disk_full_keeps_the_earlier_steps(fake, tmp_path, monkeypatch):
     real_replace = os.replace
