@@ -140,10 +140,11 @@ class RunDir:
         from PIL import Image
 
         trace = self.root / "trace.jsonl"
-        lines = [json.loads(line) for line in trace.read_text().splitlines()]
-        kept = [t for t in lines if t["step"] <= step]
-        atomic_write(trace, "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in kept).encode())
-        for t in lines[len(kept):]:
+        lines = trace.read_text().splitlines(keepends=True)
+        records = [json.loads(line) for line in lines]
+        kept = [t for t in records if t["step"] <= step]
+        atomic_write(trace, "".join(lines[: len(kept)]).encode())  # the kept lines byte for byte
+        for t in records[len(kept) :]:
             for name in t["images"]:
                 (self.root / name).unlink(missing_ok=True)
         for name in ("final.json", "final.png"):
