@@ -18,6 +18,7 @@ import types
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -377,6 +378,7 @@ def test_ctrl_c_keeps_the_partial_run(tmp_path):
     trace = trace_of(out)
     assert k >= 2 and [t["step"] for t in trace][: k + 1] == list(range(k + 1)) and len(trace) <= k + 2
     assert_steps_kept(out, [t["step"] for t in trace])
+    assert torch.load(out / "state.pt", weights_only=True)["step"] in (k - 1, k)  # never ahead of the kept steps
     final = _strict_json((out / "final.json").read_text())
     assert final["interrupted"] is True and final["steps_run"] == k and final["reward"] == 0.25
     assert Image.open(out / "final.png").tobytes() == Image.open(out / final["image"]).tobytes()
