@@ -376,7 +376,9 @@ def test_ctrl_c_keeps_the_partial_run(tmp_path):
         f"to go on: milr generate 'a cat' --backbone fake --critic slow --steps 1000 --threshold 1.0 --out {out} --resume"
     )
     trace = trace_of(out)
-    assert k >= 2 and [t["step"] for t in trace][: k + 1] == list(range(k + 1)) and len(trace) <= k + 2
+    # three trace lines were on disk; the signal may land between step 2's line and the engine taking
+    # step 2 in, so at least steps 0 and 1 are kept
+    assert k >= 1 and len(trace) >= 3 and [t["step"] for t in trace][: k + 1] == list(range(k + 1)) and len(trace) <= k + 2
     assert_steps_kept(out, [t["step"] for t in trace])
     assert torch.load(out / "state.pt", weights_only=True)["step"] in (k - 1, k)  # never ahead of the kept steps
     final = _strict_json((out / "final.json").read_text())

@@ -1,0 +1,55 @@
+"""Collect `milr bench shapes` folders into one JSON: accuracy per category, mean images per prompt.
+
+The folders come from (2-core CPU, janus-shapes, shapes-oracle, 200 held-out prompts, seeds 0 + index):
+
+    milr bench shapes --mode baseline --backbone janus-shapes --out runs/shapes-baseline
+    milr bench shapes --mode milr --backbone janus-shapes --steps 10 --out runs/shapes-milr-joint
+    milr bench shapes --mode milr --backbone janus-shapes --steps 10 --samples 4 --out runs/shapes-milr-joint-s4
+    milr bench shapes --mode milr --strategy text-only --backbone janus-shapes --steps 10 --out runs/shapes-milr-text-only
+    milr bench shapes --mode milr --strategy image-only --backbone janus-shapes --steps 10 --out runs/shapes-milr-image-only
+    milr bench shapes --mode best-of-n --backbone janus-shapes --n-from runs/shapes-milr-joint --out runs/shapes-best-of-n
+    milr bench shapes --mode best-of-n --backbone janus-shapes --n-from runs/shapes-milr-joint-s4 --out runs/shapes-best-of-n-s4
+
+    python benchmarks/shapes_table.py runs/shapes-* --out benchmarks/results/shapes.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+
+def row(folder: Path) -> dict:
+    summary = json.loads((folder / "summary.json").read_text())
+    settings = json.loads((folder / "config.json").read_text())["settings"]
+    return {
+        "folder": folder.name,
+        "mode": settings["mode"],
+        "settings": {k: settings["run"][k] for k in ("strategy", "steps", "samples", "lr", "threshold")}
+        | {"n": settings.get("n")},
+        "accuracy": {tag: round(v["accuracy"], 3) for tag, v in summary["tags"].items()},
+        "overall": round(summary["overall"]["accuracy"], 3),
+        "mean_images": round(summary["all"]["images"], 2),
+        "mean_steps": round(summary["all"]["steps"], 2),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("folders", nargs="+", type=Path)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    rows = [row(f) for f in args.folders if (f / "summary.json").exists()]
+    tags = list(rows[0]["accuracy"])
+    print(f"{'run':28} " + " ".join(f"{t[:9]:>9}" for t in tags) + "  overall  images")
+    for r in rows:
+        print(f"{r['folder']:28} " + " ".join(f"{r['accuracy'][t]:9.3f}" for t in tags) + f"  {r['overall']:7.3f}  {r['mean_images']:6.2f}")
+    result = {"what": "milr bench shapes on 200 held-out prompts (seed 7000001), janus-shapes + shapes-oracle",
+              "device": f"CPU ({platform.machine()}), 2 cores", "runs": rows}
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
