@@ -141,7 +141,7 @@ def test_registered_benchmarks_and_their_defaults(tmp_path):
 
 def test_shapes_held_out_set_is_balanced_and_reproducible(tmp_path):
     shapes = registry().create("benchmark", "shapes")
-    assert (shapes.critic, shapes.backbone) == ("shapes-oracle", "janus-tiny")
+    assert (shapes.critic, shapes.backbone) == ("shapes-oracle", "janus-shapes")
     default = shapes.load(None, None)
     assert len(default) == 200 and default == shapes.load(None, None)
     twelve = shapes.load(None, 12)
