@@ -38,10 +38,14 @@ def test_one_too_many_fails_the_exclude_only():
     assert (v.correct, v.fraction, v.reason) == (False, 0.5, "expected circle<3, found 3")
 
 
-def test_too_few_gets_no_credit_for_the_vacuous_exclude():
+def test_too_few_earn_count_credit_in_proportion():
     v = judge(TWO_CIRCLES, [box("circle", 10, 10)])
-    assert (v.correct, v.fraction, v.reason) == (False, 0.0, "expected circle>=2, found 1")
+    # count: 1 of 2 found -> 0.5; the exclude holds -> 1; mean 0.75, and still incorrect
+    assert (v.correct, v.fraction, v.reason) == (False, 0.75, "expected circle>=2, found 1")
     assert v.checks == [("count circle>=2", False), ("exclude circle<3", True)]
+    four = {"tag": "counting", "include": [{"class": "star", "count": 4}], "exclude": [{"class": "star", "count": 5}]}
+    fractions = [judge(four, [box("star", 10 + 30 * i, 10) for i in range(n)]).fraction for n in range(5)]
+    assert fractions == [0.0, 0.625, 0.75, 0.875, 1.0]  # a slope for the search, 1.0 only when correct
 
 
 def test_no_detections_score_zero():

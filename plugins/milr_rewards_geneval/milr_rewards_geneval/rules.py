@@ -9,11 +9,14 @@ Differences from upstream, on purpose:
 - `fraction` (partial credit) does not exist upstream; it is our reward signal.
   Each check GenEval runs is one atom: per include clause its count, its colour
   (if given) and its position (if given); each exclude clause. fraction =
-  passed atoms / all atoms. An atom GenEval never reaches (colour after a failed
-  count, position after a failed count or colour) counts as failed, so
+  the mean credit of the atoms: 1 for a passed atom, 0 for a failed one, except
+  an include's count, which earns found/count (capped at 1) so that drawing 3 of
+  4 objects is rewarded over drawing 1 -- a search needs that slope, a 0/1 count
+  gives it none. An atom GenEval never reaches (colour after a failed count,
+  position after a failed count or colour) counts as failed, so
   `fraction == 1.0` exactly when `correct`. Exclude atoms are vacuously true on
   an empty picture, so when the record has includes and none of their atoms
-  passes, fraction is 0.
+  earns credit, fraction is 0.
 - Ties in score keep the detector's order (Python's sort is stable).
 """
 
@@ -103,10 +106,12 @@ def judge(record: Any, detections: list[Detection]) -> Verdict:
     """GenEval's verdict for one image: includes ANDed in order, excludes ORed."""
     objects = confident(detections, _get(record, "tag"))
     checks: list[tuple[str, bool]] = []
+    credits: list[float] = []
     failures: list[str] = []
 
-    def check(name: str, ok: bool, failure: str = "") -> bool:
+    def check(name: str, ok: bool, failure: str = "", credit: float | None = None) -> bool:
         checks.append((name, ok))
+        credits.append(float(ok) if credit is None else credit)
         if not ok:
             failures.append(failure)
         return ok
@@ -116,7 +121,7 @@ def judge(record: Any, detections: list[Detection]) -> Verdict:
         label, count = req["class"], req["count"]
         found = objects.get(label, [])[:count]  # the `count` most confident ones
         failure = f"expected {label}>={count}, found {len(found)}"
-        matched = check(f"count {label}>={count}", len(found) >= count, failure)
+        matched = check(f"count {label}>={count}", len(found) >= count, failure, len(found) / count)
         if "color" in req:
             matched = _check_color(req, found, matched, check)
         if "position" in req:
@@ -129,10 +134,10 @@ def judge(record: Any, detections: list[Detection]) -> Verdict:
         n = len(objects.get(label, []))
         check(f"exclude {label}<{count}", n < count, f"expected {label}<{count}, found {n}")
 
-    passed = sum(ok for _, ok in checks)
-    if n_include and not any(ok for _, ok in checks[:n_include]):
-        passed = 0
-    fraction = passed / len(checks) if checks else 1.0
+    earned = sum(credits)
+    if n_include and not any(credits[:n_include]):
+        earned = 0.0
+    fraction = earned / len(checks) if checks else 1.0
     return Verdict(correct=not failures, fraction=fraction, reason="; ".join(failures), checks=checks)
 
 
