@@ -5,6 +5,7 @@ The folders come from (2-core CPU, janus-shapes, shapes-oracle, 200 held-out pro
     milr bench shapes --mode baseline --backbone janus-shapes --out runs/shapes-baseline
     milr bench shapes --mode milr --backbone janus-shapes --steps 10 --out runs/shapes-milr-joint
     milr bench shapes --mode milr --backbone janus-shapes --steps 10 --samples 4 --out runs/shapes-milr-joint-s4
+    (runs/*-v2: the same two MILR commands after the count atom got partial credit in rules.py)
     milr bench shapes --mode milr --strategy text-only --backbone janus-shapes --steps 10 --out runs/shapes-milr-text-only
     milr bench shapes --mode milr --strategy image-only --backbone janus-shapes --steps 10 --out runs/shapes-milr-image-only
     milr bench shapes --mode best-of-n --backbone janus-shapes --n-from runs/shapes-milr-joint --out runs/shapes-best-of-n
