@@ -31,7 +31,13 @@ class RunConfig(BaseModel):
     cfg_scale: float = Field(5.0, ge=1, le=50, description="Classifier-free guidance scale for image tokens.")
     temperature: float = Field(1.0, gt=0, le=10, description="Sampling temperature of image tokens.")
     text_temperature: float = Field(
-        0.0, ge=0, le=10, description="Temperature of the first reasoning text and its continuations (0 = greedy)."
+        0.0, ge=0, le=10, description="Temperature of the first reasoning text (0 = greedy, as without MILR)."
+    )
+    continuation_temperature: float = Field(
+        0.7,
+        ge=0,
+        le=10,
+        description="Temperature of the reasoning text continued after each text-latent update (0 = greedy, as the reference code).",
     )
     max_reasoning_tokens: int = Field(256, ge=1, le=4096, description="Most new tokens of reasoning text.")
     l2: float = Field(0.0, ge=0, description="Weight of the L2 pull of latents towards their start values.")

@@ -8,7 +8,10 @@ tokens and the first ceil(image_ratio * N) image tokens. Every later step
    where the prefix tokens and rewards r are those of the previous step;
 2. reads new prefix tokens from the updated latents (text: argmax with one
    sample per step, sampled otherwise; image: sampled), regenerates the
-   reasoning text when text latents moved and the image always, and
+   reasoning text when text latents moved (continued after the prefix at
+   `continuation_temperature`: sampled by default, where the reference code
+   continues greedily and so can never move the words past the prefix) and
+   the image always, and
 3. scores the new image(s) with the critic.
 It stops once a reward exceeds the threshold and returns the best image seen.
 After every step the whole search state can be handed out (`on_state`), and a
@@ -276,7 +279,7 @@ class Milr:
                         record.prompt,
                         prefixes[TEXT],
                         max(1, c.max_reasoning_tokens - m_t),
-                        c.text_temperature,
+                        c.continuation_temperature,
                         self.generator,
                     )
                     texts = new.text

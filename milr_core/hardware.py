@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
@@ -23,6 +25,15 @@ def pick_dtype(device: torch.device, preferred: str | None = None) -> torch.dtyp
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
+
+
+def pick_compile(device: torch.device, preferred: bool | None = None) -> bool:
+    """Compile decoder calls with TorchInductor? Only on CUDA, and only when asked
+    (argument, or MILR_COMPILE=1): each decoder size costs a compile of up to a
+    minute, which pays off over a benchmark, not over one short `milr generate`."""
+    if preferred is None:
+        preferred = os.environ.get("MILR_COMPILE", "0").strip().lower() in ("1", "true", "yes", "on")
+    return bool(preferred) and device.type == "cuda"
 
 
 def free_bytes(device: torch.device) -> int | None:

@@ -25,6 +25,7 @@ class FakeBackbone(Backbone):
         self.hidden_text = torch.randn(text_len, D, generator=g)
         self.hidden_image = torch.randn(N_IMAGE, D, generator=g)
         self.reason_calls: list[torch.Tensor | None] = []
+        self.reason_temperatures: list[float] = []
         self.draw_calls: list[tuple[list[str], torch.Tensor | None]] = []
 
     hidden_size = D
@@ -34,6 +35,7 @@ class FakeBackbone(Backbone):
 
     def reason(self, prompt, prefixes, max_new_tokens, temperature=0.0, generator=None):
         self.reason_calls.append(prefixes)
+        self.reason_temperatures.append(temperature)
         rows = 1 if prefixes is None else prefixes.shape[0]
         tokens = self.text_head(self.hidden_text).argmax(-1)
         out = []

@@ -90,6 +90,15 @@ def test_text_update_keeps_the_image_prefix():
     assert bb.draw_calls[1][1] is not None and bb.draw_calls[1][1].shape == (1, 1)
 
 
+def test_first_text_at_text_temperature_rewrites_at_continuation_temperature():
+    bb = FakeBackbone()
+    run_milr(bb, ScriptedCritic([0.1]), Joint(), RECORD, config(steps=2, continuation_temperature=0.5))
+    assert bb.reason_temperatures == [0.0, 0.5, 0.5]  # step 0 as without MILR, then two rewrites
+    bb = FakeBackbone()
+    run_milr(bb, ScriptedCritic([0.1]), Joint(), RECORD, config(steps=1, text_temperature=0.3, continuation_temperature=0))
+    assert bb.reason_temperatures == [0.3, 0.0]
+
+
 def test_early_stop_and_best_of_trajectory():
     bb = FakeBackbone()
     result = run_milr(bb, ScriptedCritic([0.1, 0.5, 0.95, 0.2]), Joint(), RECORD, config(steps=10, threshold=0.9))

@@ -114,6 +114,26 @@ def test_fast_path_equals_eager_path_token_for_token(bb, eager):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
+def test_compiled_fast_path_equals_eager_path(tiny_janus_dir, eager):
+    """TorchInductor-compiled decoder calls (MILR_COMPILE) change no token."""
+    compiled = JanusBackbone.from_pretrained(str(tiny_janus_dir), device="cpu", compile=False)
+    compiled.compile = True  # pick_compile keeps the CPU eager; force it to test the compiled math
+    texts = ["short", "a much longer reasoning text for the other row"]
+    args = dict(cfg_scale=5.0, temperature=0.0, keep_hidden=2)
+    assert torch.equal(compiled.draw(PROMPT, texts, None, **args).tokens, eager.draw(PROMPT, texts, None, **args).tokens)
+    assert compiled.reason(PROMPT, None, 8).tokens[0].tolist() == eager.reason(PROMPT, None, 8).tokens[0].tolist()
+
+
+def test_compile_is_asked_for_and_only_on_cuda(monkeypatch):
+    from milr_core.hardware import pick_compile
+
+    monkeypatch.delenv("MILR_COMPILE", raising=False)
+    assert not pick_compile(torch.device("cuda"))
+    monkeypatch.setenv("MILR_COMPILE", "1")
+    assert pick_compile(torch.device("cuda")) and not pick_compile(torch.device("cpu"))
+    assert not pick_compile(torch.device("cuda"), preferred=False)
+
+
 def test_fast_path_reuses_prompt_kv_and_decoders_across_calls(bb):
     args = dict(cfg_scale=5.0, temperature=0.0, keep_hidden=2)
     first = bb.draw(PROMPT, ["same text"] * 4, None, **args)

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from transformers import JanusForConditionalGeneration, JanusProcessor
 
-from milr_core.hardware import pick_device, pick_dtype, rows_that_fit
+from milr_core.hardware import pick_compile, pick_device, pick_dtype, rows_that_fit
 from milr_core.interfaces import Backbone, Drawing, Reasoning
 
 from .loading import resolve
@@ -33,7 +33,12 @@ REASONING_INSTRUCTION = (
 
 class JanusBackbone(Backbone):
     def __init__(
-        self, model: JanusForConditionalGeneration, processor: JanusProcessor, name: str = "janus", fast: bool = True
+        self,
+        model: JanusForConditionalGeneration,
+        processor: JanusProcessor,
+        name: str = "janus",
+        fast: bool = True,
+        compile: bool = False,
     ):
         self.model = model.eval().requires_grad_(False)
         self.processor = processor
@@ -42,18 +47,25 @@ class JanusBackbone(Backbone):
         self.lm = model.model.language_model
         self.instruction = REASONING_INSTRUCTION
         self.fast = fast
+        self.compile = compile  # TorchInductor-fused decoder calls (static_decode.py)
         self._decoders: dict[tuple[int, int], StaticDecoder] = {}
         self._prompts: dict[bytes, tuple[torch.Tensor, object]] = {}  # prompt rows -> (hidden, KV)
 
     @classmethod
     def from_pretrained(
-        cls, source: str, device: str | None = None, dtype: str | None = None, name: str | None = None
+        cls,
+        source: str,
+        device: str | None = None,
+        dtype: str | None = None,
+        name: str | None = None,
+        compile: bool | None = None,
     ) -> JanusBackbone:
-        """`source` is an alias (janus-pro-7b), a hub id or a local directory."""
+        """`source` is an alias (janus-pro-7b), a hub id or a local directory;
+        `compile` None follows MILR_COMPILE (see milr_core.hardware.pick_compile)."""
         dev = pick_device(device)
         dt = pick_dtype(dev, dtype)
         model, processor = resolve(source, dt)
-        return cls(model.to(dev), processor, name or source)
+        return cls(model.to(dev), processor, name or source, compile=pick_compile(dev, compile))
 
     # -- facts ---------------------------------------------------------------
     @property
@@ -126,7 +138,9 @@ class JanusBackbone(Backbone):
         if key not in self._decoders:
             if len(self._decoders) >= 3:  # each holds a KV cache (and a graph): keep the recent few
                 self._decoders.pop(next(iter(self._decoders)))
-            self._decoders[key] = StaticDecoder(self.lm, rows, max_len, use_graph=self.device.type == "cuda")
+            self._decoders[key] = StaticDecoder(
+                self.lm, rows, max_len, use_graph=self.device.type == "cuda", compile=self.compile
+            )
         return self._decoders[key]
 
     def _sample(self, logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
