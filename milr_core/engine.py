@@ -211,11 +211,15 @@ class Milr:
         steps: list[Step] = list(earlier)
         if resume is None:
             t0 = time.perf_counter()
-            first = bb.reason(record.prompt, None, c.max_reasoning_tokens, c.text_temperature, self.generator)
+            # no search to follow (baseline, Best-of-N) and sampled text: every image gets its own text;
+            # a search starts all samples from one text, whose latents it optimises
+            rows = n if c.steps == 0 and c.text_temperature > 0 else 1
+            none = None if rows == 1 else torch.zeros(rows, 0, dtype=torch.long)
+            first = bb.reason(record.prompt, none, c.max_reasoning_tokens, c.text_temperature, self.generator)
             text_tokens = first.tokens[0]
             m_t = prefix_length(c.text_ratio, len(text_tokens))
             m_v = prefix_length(c.image_ratio, bb.num_image_tokens)
-            texts = first.text * n
+            texts = first.text if rows > 1 else first.text * n
             drawing = self._draw(record.prompt, texts, None, m_v)
             latents = {
                 TEXT: first.hidden[0][:m_t].detach().float().clone().requires_grad_(True),

@@ -99,6 +99,15 @@ def test_first_text_at_text_temperature_rewrites_at_continuation_temperature():
     assert bb.reason_temperatures == [0.3, 0.0]
 
 
+def test_best_of_n_with_sampled_text_gives_every_image_its_own_text():
+    bb = FakeBackbone()
+    run_milr(bb, ScriptedCritic([0.1]), Joint(), RECORD, config(steps=0, samples=3, text_temperature=1.0))
+    assert bb.reason_calls[0].shape == (3, 0) and len(bb.draw_calls[0][0]) == 3
+    bb = FakeBackbone()  # greedy text: one text shared by the N images
+    run_milr(bb, ScriptedCritic([0.1]), Joint(), RECORD, config(steps=0, samples=3))
+    assert bb.reason_calls[0] is None and len(bb.draw_calls[0][0]) == 3
+
+
 def test_early_stop_and_best_of_trajectory():
     bb = FakeBackbone()
     result = run_milr(bb, ScriptedCritic([0.1, 0.5, 0.95, 0.2]), Joint(), RECORD, config(steps=10, threshold=0.9))
