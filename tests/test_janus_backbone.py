@@ -80,6 +80,23 @@ def test_decode_gives_pil_images(bb):
     assert len(images) == 2 and images[0].size == (32, 32) and images[0].mode == "RGB"
 
 
+def test_unreachable_hub_fails_at_once_with_what_to_download(monkeypatch):
+    import socket
+
+    from transformers import JanusForConditionalGeneration
+
+    def refuse(*args, **kwargs):
+        raise OSError("no network")
+
+    def never(*args, **kwargs):
+        raise AssertionError("from_pretrained would spend its retries on a hub that is not there")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(JanusForConditionalGeneration, "from_pretrained", never)
+    with pytest.raises(MissingWeights, match=r"cannot be reached.*hf download deepseek-community/Janus-Pro-1B"):
+        resolve("janus-pro-1b", torch.float32)
+
+
 def test_missing_weights_say_what_to_download(tmp_path, monkeypatch):
     import huggingface_hub.constants
 

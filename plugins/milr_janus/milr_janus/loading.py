@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from milr_core.errors import MissingWeights
+from milr_core.hub import cached, hub_reachable
 
 if TYPE_CHECKING:  # transformers takes seconds to import: only when a model is really loaded
     import torch
@@ -43,14 +44,19 @@ def resolve(source: str, dtype: torch.dtype) -> tuple[JanusForConditionalGenerat
         raise MissingWeights(f"backbone folder {source} does not exist")
     else:
         target = hub_id
+    offline = not path.is_dir() and not hub_reachable()
+    if offline and not cached(hub_id, REQUIRED_FILES):
+        raise MissingWeights(_missing_help(source, hub_id, "the Hugging Face hub cannot be reached and the weights are not cached"))
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # milr draws its own progress; keep stderr to one line per event
     try:
         # SDPA: fused attention on every device, and it takes the explicit 4-D masks of
         # static_decode (flash-attention-2 would not).
-        model = JanusForConditionalGeneration.from_pretrained(target, dtype=dtype, attn_implementation="sdpa")
-        processor = JanusProcessor.from_pretrained(target)
+        model = JanusForConditionalGeneration.from_pretrained(
+            target, dtype=dtype, attn_implementation="sdpa", local_files_only=offline
+        )
+        processor = JanusProcessor.from_pretrained(target, local_files_only=offline)
     except OSError as exc:
         if path.is_dir():
             raise MissingWeights(f"{path}: {str(exc).splitlines()[0]}") from None

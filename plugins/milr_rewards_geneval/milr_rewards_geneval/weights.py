@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from milr_core.errors import MilrError, MissingWeights
+from milr_core.hub import cached, hub_reachable
 
 # open_clip's two checkpoint names in a hub repo (open_clip.pretrained.download_pretrained_from_hf)
 CLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -28,8 +29,11 @@ def load_transformers(model_cls: Any, name: str, env: str, default: str, **kwarg
     path = Path(name).expanduser()
     if path.is_dir() and not (path / "config.json").is_file():
         raise MissingWeights(f"{path} has no config.json; {_hint(default, env)}")
+    offline = not path.is_dir() and not hub_reachable()
+    if offline and not cached(name, ("config.json",)):
+        raise MissingWeights(f"cannot load {name} (the Hugging Face hub cannot be reached and it is not cached); {_hint(default, env)}")
     try:
-        return model_cls.from_pretrained(str(path) if path.is_dir() else name, **kwargs)
+        return model_cls.from_pretrained(str(path) if path.is_dir() else name, local_files_only=offline, **kwargs)
     except OSError as exc:  # transformers raises OSError for unreachable hubs and incomplete folders
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MissingWeights(f"cannot load {name} ({first}); {_hint(default, env)}") from None
@@ -104,6 +108,12 @@ def _download_clip(cfg: dict, arch: str, tag: str, env: str) -> str:
 
     if not cfg:
         raise MilrError(f"open_clip has no pretrained tag {tag!r} for {arch}; see open_clip.list_pretrained()")
+    repo = (cfg.get("hf_hub") or "").rstrip("/")
+    if repo and not hub_reachable() and not any(cached(repo, (f,)) for f in CLIP_FILES):
+        raise MissingWeights(
+            f"cannot fetch open_clip {arch} {tag} (the Hugging Face hub cannot be reached and it is not cached); "
+            + _clip_hint(arch, tag, env)
+        )
     try:
         file = open_clip.download_pretrained(cfg)
     except Exception as exc:  # noqa: BLE001 - hub and URL downloads fail with many exception types
