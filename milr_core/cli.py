@@ -83,6 +83,9 @@ def generate(
         strategy_obj = reg.create("strategy", cfg.strategy)
         critic_entry = reg.get("critic", critic)
         backbone_obj = reg.backbone(backbone, device=device, dtype=dtype)
+        hardware = _hardware(backbone_obj)
+        if resume:
+            run_dir.check_hardware(hardware)
         critic_obj = critic_entry.factory(backbone=backbone_obj)
         root = out_dir or Path("runs") / f"{_slug(prompt)}-{time.strftime('%Y%m%d-%H%M%S')}"
         from .engine import Result, json_number
@@ -91,7 +94,7 @@ def generate(
             kept = run_dir.rewind(state.step)  # steps whose files are on disk, for an interrupted run
         else:
             run_dir = RunDir(root, overwrite=overwrite)
-            run_dir.write_config(settings)
+            run_dir.write_config({**settings, "hardware": hardware})
             state, kept = None, []
         try:
             result = _run_with_progress(backbone_obj, critic_obj, strategy_obj, prompt, cfg, run_dir, as_json, kept, state)
@@ -134,6 +137,16 @@ def generate(
         out.print(f"best reward [bold]{reward}[/] at step {result.best_step}; image: {root / 'final.png'}")
         out.print(f"reasoning: {result.best_reasoning}", highlight=False)
         out.print(f"report: {page}", highlight=False, soft_wrap=True)
+
+
+def _hardware(backbone) -> dict[str, str]:
+    """The device type and dtype a backbone runs on, as `--device` / `--dtype` name them."""
+    out = {}
+    if getattr(backbone, "device", None) is not None:
+        out["device"] = str(backbone.device.type if hasattr(backbone.device, "type") else backbone.device)
+    if getattr(backbone, "dtype", None) is not None:
+        out["dtype"] = str(backbone.dtype).removeprefix("torch.")
+    return out
 
 
 def _resume_command(ctx: typer.Context, root: Path) -> str:

@@ -114,6 +114,17 @@ class RunDir:
             if was != is_:
                 raise MilrError(f"cannot resume {self.root}: it was run with {key} = {was!r}, this command has {key} = {is_!r}")
 
+    def check_hardware(self, hardware: dict[str, str]) -> None:
+        """A run goes on exactly only on the device type and dtype it started on (folders
+        written before these were recorded are not checked)."""
+        saved = json.loads((self.root / "config.json").read_text()).get("hardware") or {}
+        for key, value in hardware.items():
+            if key in saved and saved[key] != value:
+                raise MilrError(
+                    f"cannot resume {self.root}: it was run with {key} = {saved[key]!r}, this one has {key} = {value!r}"
+                    f" (pass --{key} {saved[key]})"
+                )
+
     def complete(self) -> bool:
         """The run ended on its own (not interrupted): there is nothing to resume."""
         final = self.root / "final.json"

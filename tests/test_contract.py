@@ -225,6 +225,12 @@ def test_resume_refuses_what_it_cannot_go_on_with(fake, tmp_path):
     assert fails(*args, "--resume", "--overwrite") == "error: --resume needs --out, the folder of the run to go on with, and no --overwrite"
     assert fails(*args[:-2], "--resume") == "error: --resume needs --out, the folder of the run to go on with, and no --overwrite"
     assert fails(*args[:-1], tmp_path / "elsewhere", "--resume") == f"error: {tmp_path / 'elsewhere'} holds no generate run to resume (no config.json)"
+    config = json.loads((out / "config.json").read_text())
+    assert config["hardware"] == {"device": "cpu", "dtype": "float32"}
+    (out / "config.json").write_text(json.dumps({**config, "hardware": {"device": "cuda", "dtype": "float32"}}))
+    line = fails(*args, "--resume")
+    assert line == f"error: cannot resume {out}: it was run with device = 'cuda', this one has device = 'cpu' (pass --device cuda)"
+    (out / "config.json").write_text(json.dumps(config))
     (out / "state.pt").unlink()
     line = fails(*args, "--resume")
     assert line == f"error: {out} has no state.pt to resume from (stopped before step 0 was saved); start again with --overwrite"
