@@ -238,10 +238,11 @@ def report(
 
 
 # `milr bench` and `milr eval` live with the runner; their heavy imports happen when they run.
-from .bench.cli import bench, evaluate  # noqa: E402
+from .bench.cli import bench, evaluate, export  # noqa: E402
 
 app.command("bench")(bench)
 app.command("eval")(evaluate)
+app.command("export")(export)
 
 
 def main() -> None:

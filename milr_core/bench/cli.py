@@ -133,3 +133,20 @@ def evaluate(
     else:
         out.print(table(summary, f"{folder} scored by {critic}"))
         out.print(f"written: {folder / summary['file']}", highlight=False)
+
+
+def export(
+    folder: Path = typer.Argument(..., help="A `milr bench` output folder."),
+    fmt: str = typer.Option(..., "--format", "-f", help="t2i-compbench or wise: the file names their evaluators read."),
+    dest: Path = typer.Option(..., "--out", "-o", help="Where the renamed images go."),
+) -> None:
+    """Place a bench folder's images under the names T2I-CompBench's or WISE's own evaluators read."""
+    from ..cli import fail, out
+    from .export import export_folder
+
+    try:
+        counts = export_folder(folder, fmt, dest)
+    except MilrError as exc:
+        fail(str(exc), exc.exit_code)
+    left = f"; {counts['unfinished']} unfinished prompts left out" if counts["unfinished"] else ""
+    out.print(f"{counts['images']} images of {counts['prompts']} prompts in {dest}{left}", highlight=False)
