@@ -1,17 +1,32 @@
 """Collect `milr bench shapes` folders into one JSON: accuracy per category, mean images per prompt.
 
-The folders come from (2-core CPU, janus-shapes, shapes-oracle, 200 held-out prompts, seeds 0 + index):
+The folders come from (2-core CPU, janus-shapes, shapes-oracle, 200 held-out prompts, seeds 0 + index;
+`--seed 100000` for the *-seed2 replicates; bon07.toml holds `text_temperature = 0.7`, nograd.toml
+`lr = 1e-9`, lr03.toml `lr = 0.3`, greedy.toml `continuation_temperature = 0`):
 
     milr bench shapes --mode baseline --backbone janus-shapes --out runs/shapes-baseline
-    milr bench shapes --mode milr --backbone janus-shapes --steps 10 --out runs/shapes-milr-joint
-    milr bench shapes --mode milr --backbone janus-shapes --steps 10 --samples 4 --out runs/shapes-milr-joint-s4
-    (runs/*-v2: the same two MILR commands after the count atom got partial credit in rules.py)
-    milr bench shapes --mode milr --strategy text-only --backbone janus-shapes --steps 10 --out runs/shapes-milr-text-only
-    milr bench shapes --mode milr --strategy image-only --backbone janus-shapes --steps 10 --out runs/shapes-milr-image-only
-    milr bench shapes --mode best-of-n --backbone janus-shapes --n-from runs/shapes-milr-joint --out runs/shapes-best-of-n
-    milr bench shapes --mode best-of-n --backbone janus-shapes --n-from runs/shapes-milr-joint-s4 --out runs/shapes-best-of-n-s4
+    milr bench shapes --mode baseline --backbone janus-shapes --seed 100000 --out runs/shapes-baseline-seed2
+    milr bench shapes --mode baseline --backbone janus-shapes --config bon07.toml --out runs/shapes-baseline-sampled-text
+    milr bench shapes --mode milr --backbone janus-shapes --steps 10 --out runs/shapes-milr-joint-v3
+    milr bench shapes --mode milr --backbone janus-shapes --steps 10 --seed 100000 --out runs/shapes-milr-joint-v3-seed2
+    milr bench shapes --mode milr --backbone janus-shapes --steps 10 --samples 4 --out runs/shapes-milr-joint-s4-v3
+    milr bench shapes --mode milr --strategy text-only --backbone janus-shapes --steps 10 --out runs/shapes-milr-text-only-v3
+    milr bench shapes --mode milr --strategy image-only --backbone janus-shapes --steps 10 --out runs/shapes-milr-image-only-v3
+    milr bench shapes --mode milr --backbone janus-shapes --steps 10 --config nograd.toml --out runs/shapes-milr-joint-nograd
+    milr bench shapes --mode milr --backbone janus-shapes --steps 10 --config lr03.toml --out runs/shapes-milr-joint-lr0.3
+    milr bench shapes --mode milr --backbone janus-shapes --steps 10 --config greedy.toml --out runs/shapes-milr-joint-v2
+    milr bench shapes --mode best-of-n --backbone janus-shapes --n-from runs/shapes-milr-joint-v3 --out runs/shapes-best-of-n
+    milr bench shapes --mode best-of-n --backbone janus-shapes --n-from runs/shapes-milr-joint-v3 --config bon07.toml \
+        --out runs/shapes-best-of-n-sampled-text
+    milr bench shapes --mode best-of-n --backbone janus-shapes --n-from runs/shapes-milr-joint-s4-v3 --out runs/shapes-best-of-n-s4-v3
+    milr bench shapes --mode best-of-n --backbone janus-shapes --n-from runs/shapes-milr-joint-s4-v3 --config bon07.toml \
+        --out runs/shapes-best-of-n-s4-sampled-text
+    milr bench shapes --mode best-of-n --backbone janus-shapes --n 8 --out runs/shapes-best-of-n-s4
 
-    python benchmarks/shapes_table.py runs/shapes-* --out benchmarks/results/shapes.json
+    python benchmarks/shapes_table.py runs/shapes-baseline runs/shapes-baseline-seed2 ... --out benchmarks/results/shapes.json
+
+(shapes-milr-joint-v2 and shapes-best-of-n{,-s4} were made before `continuation_temperature` existed,
+with the greedy continuation that greedy.toml asks for now; greedy Best-of-N did not change.)
 """
 
 from __future__ import annotations
@@ -22,14 +37,16 @@ import platform
 from pathlib import Path
 
 
+SETTINGS = ("strategy", "steps", "samples", "lr", "threshold", "seed", "text_temperature", "continuation_temperature")
+
+
 def row(folder: Path) -> dict:
     summary = json.loads((folder / "summary.json").read_text())
     settings = json.loads((folder / "config.json").read_text())["settings"]
     return {
         "folder": folder.name,
         "mode": settings["mode"],
-        "settings": {k: settings["run"][k] for k in ("strategy", "steps", "samples", "lr", "threshold")}
-        | {"n": settings.get("n")},
+        "settings": {k: settings["run"].get(k) for k in SETTINGS} | {"n": settings.get("n")},
         "accuracy": {tag: round(v["accuracy"], 3) for tag, v in summary["tags"].items()},
         "overall": round(summary["overall"]["accuracy"], 3),
         "mean_images": round(summary["all"]["images"], 2),
