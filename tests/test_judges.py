@@ -113,7 +113,9 @@ def clean_env(monkeypatch, tmp_path):
 class Registry:
     """The plugin's own factories, called as the registry calls them (all of milr's plugins load slowly)."""
 
-    factories: ClassVar[dict] = {"unified": plugin.unified, "gpt-4o": plugin.gpt4o, "wise": plugin.wise}
+    factories: ClassVar[dict] = {
+        "unified": plugin.unified, "unified-local": plugin.unified_local, "gpt-4o": plugin.gpt4o, "wise": plugin.wise
+    }
 
     def create(self, kind, name, **kwargs):
         assert kind == "critic"

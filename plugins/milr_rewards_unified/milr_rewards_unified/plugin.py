@@ -1,4 +1,5 @@
-"""Registers the VLM-judge critics: unified (UnifiedReward-qwen), gpt-4o and wise (WiScore).
+"""Registers the VLM-judge critics: unified (UnifiedReward-qwen) behind a server or in this
+process (unified-local), gpt-4o and wise (WiScore).
 
 Registration imports nothing heavy; openai is imported when a critic is made.
 """
@@ -36,6 +37,19 @@ def unified(**kwargs):
     return _make("unified", "MILR_UNIFIED", defaults, kwargs)
 
 
+def unified_local(backbone=None, device=None, dtype=None, **kwargs):
+    from . import prompts
+    from .local import LocalJudgeCritic, LocalVLM
+    from .settings import LocalJudgeSettings, load_settings
+
+    lo, hi = prompts.UNIFIED_SCALE
+    defaults = {"model": "CodeGoat24/UnifiedReward-qwen-7b", "template": prompts.UNIFIED, "scale_min": lo, "scale_max": hi}
+    settings = load_settings("unified-local", "MILR_UNIFIED_LOCAL", defaults, kwargs, LocalJudgeSettings)
+    if device is None and backbone is not None:  # beside the backbone, on its device
+        device = str(getattr(backbone, "device", "")) or None
+    return LocalJudgeCritic("unified-local", settings, LocalVLM(settings.model, device=device, dtype=dtype))
+
+
 def gpt4o(**kwargs):
     from . import prompts
 
@@ -66,5 +80,10 @@ def wise(**kwargs):
 @hookimpl
 def register_critics(register):
     register("unified", unified, "UnifiedReward-qwen-7b behind an OpenAI-compatible server (MILR_UNIFIED_BASE_URL)")
+    register(
+        "unified-local",
+        unified_local,
+        "UnifiedReward-qwen-7b run in this process by transformers (MILR_UNIFIED_LOCAL_MODEL: hub id or folder)",
+    )
     register("gpt-4o", gpt4o, "GPT-4o as judge through the OpenAI API (OPENAI_API_KEY)")
     register("wise", wise, "WISE's WiScore from a VLM judge: 0.7 consistency + 0.2 realism + 0.1 aesthetic")

@@ -24,35 +24,18 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("MILR_CACHE", Path.home() / ".cache" / "milr")) / "judges"
 
 
-class JudgeSettings(BaseModel):
+class JudgeBase(BaseModel):
+    """What every judge needs: the model, what to ask it, and how to read its answer."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    base_url: str = Field(description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     model: str = Field(min_length=1, description="Model name the server knows.")
-    api_key_env: str = Field("OPENAI_API_KEY", min_length=1, description="Environment variable holding the API key.")
-    require_key: bool | None = Field(
-        None, description="Fail early when the key variable is unset; None: only for api.openai.com, which needs one."
-    )
     template: str = Field(description="User message; placeholders {prompt} and {explanation}.")
     system: str | None = Field(None, description="Optional system message.")
     scale_min: float = Field(0.0, description="Lowest score the template asks for (maps to reward 0).")
     scale_max: float = Field(1.0, description="Highest score the template asks for (maps to reward 1).")
-    timeout: float = Field(60.0, gt=0, description="Seconds to wait for one answer.")
-    max_retries: int = Field(4, ge=0, le=20, description="Retries after a 5xx, 429, timeout or connection error.")
-    backoff: float = Field(1.0, ge=0, description="Seconds before the first retry; doubled for each further one.")
-    backoff_max: float = Field(30.0, ge=0, description="Longest wait between retries.")
-    parse_retries: int = Field(1, ge=0, le=10, description="Times to ask again when an answer holds no score.")
-    concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once across a batch.")
     max_tokens: int = Field(512, ge=1, description="Most tokens of one answer.")
-    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the judge (0: repeatable).")
     cache_dir: Path | None = Field(default_factory=default_cache_dir, description="Answer cache; 'off' disables it.")
-
-    @field_validator("base_url")
-    @classmethod
-    def _http(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return v.rstrip("/")
 
     @field_validator("template")
     @classmethod
@@ -72,17 +55,50 @@ class JudgeSettings(BaseModel):
         return None if isinstance(v, str) and v.strip().lower() in ("", "off", "none") else v
 
     @model_validator(mode="after")
-    def _scale(self) -> JudgeSettings:
+    def _scale(self) -> JudgeBase:
         if self.scale_max <= self.scale_min:
             raise ValueError(f"scale_max ({self.scale_max}) must exceed scale_min ({self.scale_min})")
         return self
+
+
+class JudgeSettings(JudgeBase):
+    """A judge behind an OpenAI-compatible chat server."""
+
+    base_url: str = Field(description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str = Field("OPENAI_API_KEY", min_length=1, description="Environment variable holding the API key.")
+    require_key: bool | None = Field(
+        None, description="Fail early when the key variable is unset; None: only for api.openai.com, which needs one."
+    )
+    timeout: float = Field(60.0, gt=0, description="Seconds to wait for one answer.")
+    max_retries: int = Field(4, ge=0, le=20, description="Retries after a 5xx, 429, timeout or connection error.")
+    backoff: float = Field(1.0, ge=0, description="Seconds before the first retry; doubled for each further one.")
+    backoff_max: float = Field(30.0, ge=0, description="Longest wait between retries.")
+    parse_retries: int = Field(1, ge=0, le=10, description="Times to ask again when an answer holds no score.")
+    concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once across a batch.")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the judge (0: repeatable).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+
+class LocalJudgeSettings(JudgeBase):
+    """A judge run in this process by transformers (greedy answers)."""
+
+    model: str = Field(min_length=1, description="Hub id or local folder of the judge's weights.")
+    batch: int = Field(8, ge=1, le=256, description="Images answered by one generate call.")
 
 
 # keyword arguments the registry may pass to any critic factory that are not judge settings
 NOT_SETTINGS = ("backbone", "device", "dtype")
 
 
-def load_settings(critic: str, prefix: str, defaults: dict[str, Any], overrides: dict[str, Any]) -> JudgeSettings:
+def load_settings(
+    critic: str, prefix: str, defaults: dict[str, Any], overrides: dict[str, Any], kind: type[JudgeBase] = JudgeSettings
+) -> JudgeBase:
     """Defaults, then `<prefix>_<FIELD>` environment variables, then keyword arguments that are not None."""
     if "api_key" in overrides:
         # refuse without echoing the value: it would land in an error message
@@ -91,12 +107,12 @@ def load_settings(critic: str, prefix: str, defaults: dict[str, Any], overrides:
             "to the name of the variable that holds it (default OPENAI_API_KEY)"
         )
     data = dict(defaults)
-    for name in JudgeSettings.model_fields:
+    for name in kind.model_fields:
         value = os.environ.get(f"{prefix}_{name.upper()}")
         if value is not None and value != "":
             data[name] = value
     data.update({k: v for k, v in overrides.items() if v is not None and k not in NOT_SETTINGS})
     try:
-        return JudgeSettings(**data)
+        return kind(**data)
     except ValidationError as exc:
         raise MilrError(describe(exc, f"{critic} critic settings")) from None
