@@ -25,6 +25,11 @@ The folders come from (2-core CPU, janus-shapes, shapes-oracle, 200 held-out pro
 
     python benchmarks/shapes_table.py runs/shapes-baseline runs/shapes-baseline-seed2 ... --out benchmarks/results/shapes.json
 
+The same on a GPU (bfloat16, CUDA's random streams), folders gpu-baseline, gpu-milr, gpu-milr-s4 made with
+`--device cuda` and otherwise the commands of shapes-baseline, shapes-milr-joint-v3, shapes-milr-joint-s4-v3:
+
+    python benchmarks/shapes_table.py gpu-* --device "NVIDIA H100 80GB HBM3" --out benchmarks/results/shapes_gpu.json
+
 (shapes-milr-joint-v2 and shapes-best-of-n{,-s4} were made before `continuation_temperature` existed,
 with the greedy continuation that greedy.toml asks for now; greedy Best-of-N did not change.)
 """
@@ -58,6 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("folders", nargs="+", type=Path)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--device", default=f"CPU ({platform.machine()}), 2 cores", help="Where the folders were made.")
     args = ap.parse_args()
     rows = [row(f) for f in args.folders if (f / "summary.json").exists()]
     tags = list(rows[0]["accuracy"])
@@ -65,7 +71,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['folder']:28} " + " ".join(f"{r['accuracy'][t]:9.3f}" for t in tags) + f"  {r['overall']:7.3f}  {r['mean_images']:6.2f}")
     result = {"what": "milr bench shapes on 200 held-out prompts (seed 7000001), janus-shapes + shapes-oracle",
-              "device": f"CPU ({platform.machine()}), 2 cores", "runs": rows}
+              "device": args.device, "runs": rows}
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
 
