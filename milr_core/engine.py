@@ -214,8 +214,8 @@ class Milr:
             # no search to follow (baseline, Best-of-N) and sampled text: every image gets its own text;
             # a search starts all samples from one text, whose latents it optimises
             rows = n if c.steps == 0 and c.text_temperature > 0 else 1
-            none = None if rows == 1 else torch.zeros(rows, 0, dtype=torch.long)
-            first = bb.reason(record.prompt, none, c.max_reasoning_tokens, c.text_temperature, self.generator)
+            empty = None if rows == 1 else torch.zeros(rows, 0, dtype=torch.long)  # `rows` texts from no prefix
+            first = bb.reason(record.prompt, empty, c.max_reasoning_tokens, c.text_temperature, self.generator)
             text_tokens = first.tokens[0]
             m_t = prefix_length(c.text_ratio, len(text_tokens))
             m_v = prefix_length(c.image_ratio, bb.num_image_tokens)
