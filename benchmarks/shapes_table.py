@@ -2,7 +2,8 @@
 
 The folders come from (2-core CPU, janus-shapes, shapes-oracle, 200 held-out prompts, seeds 0 + index;
 `--seed 100000` for the *-seed2 replicates; bon07.toml holds `text_temperature = 0.7`, nograd.toml
-`lr = 1e-9`, lr03.toml `lr = 0.3`, greedy.toml `continuation_temperature = 0`):
+`lr = 1e-9`, lr03.toml `lr = 0.3`, greedy.toml `continuation_temperature = 0`, nograd-greedy.toml both
+`lr = 1e-9` and `continuation_temperature = 0`):
 
     milr bench shapes --mode baseline --backbone janus-shapes --out runs/shapes-baseline
     milr bench shapes --mode baseline --backbone janus-shapes --seed 100000 --out runs/shapes-baseline-seed2
@@ -15,6 +16,9 @@ The folders come from (2-core CPU, janus-shapes, shapes-oracle, 200 held-out pro
     milr bench shapes --mode milr --backbone janus-shapes --steps 10 --config nograd.toml --out runs/shapes-milr-joint-nograd
     milr bench shapes --mode milr --backbone janus-shapes --steps 10 --config lr03.toml --out runs/shapes-milr-joint-lr0.3
     milr bench shapes --mode milr --backbone janus-shapes --steps 10 --config greedy.toml --out runs/shapes-milr-joint-v2
+    milr bench shapes --mode milr --backbone janus-shapes --steps 10 --config nograd-greedy.toml \
+        --out runs/shapes-milr-joint-nograd-greedy
+    milr bench shapes --mode milr --strategy alt --backbone janus-shapes --steps 10 --out runs/shapes-milr-alt-v3
     milr bench shapes --mode best-of-n --backbone janus-shapes --n-from runs/shapes-milr-joint-v3 --out runs/shapes-best-of-n
     milr bench shapes --mode best-of-n --backbone janus-shapes --n-from runs/shapes-milr-joint-v3 --config bon07.toml \
         --out runs/shapes-best-of-n-sampled-text
