@@ -12,9 +12,16 @@ import socket
 from urllib.parse import urlparse
 
 
+PROXIES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
+    """False when HF_HUB_OFFLINE is set or no connection to the hub opens; behind a proxy a direct
+    connection proves nothing, so there the answer is True and huggingface_hub finds out itself."""
     if os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on"):
         return False
+    if any(os.environ.get(name) for name in PROXIES):
+        return True
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     try:
         socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()

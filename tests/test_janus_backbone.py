@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from milr_core.hub import PROXIES
 from milr_core.errors import MissingWeights
 from milr_janus.backbone import JanusBackbone
 from milr_janus.loading import resolve
@@ -93,8 +94,25 @@ def test_unreachable_hub_fails_at_once_with_what_to_download(monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(JanusForConditionalGeneration, "from_pretrained", never)
+    for name in PROXIES:  # behind a proxy the hub would be asked
+        monkeypatch.delenv(name, raising=False)
     with pytest.raises(MissingWeights, match=r"cannot be reached.*hf download deepseek-community/Janus-Pro-1B"):
         resolve("janus-pro-1b", torch.float32)
+
+
+def test_behind_a_proxy_the_hub_is_asked_and_offline_mode_is_not(monkeypatch):
+    import socket
+
+    from milr_core.hub import hub_reachable
+
+    for name in PROXIES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError("no route")))
+    assert not hub_reachable()
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")  # direct connections fail there; the proxy may not
+    assert hub_reachable()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not hub_reachable()
 
 
 def test_missing_weights_say_what_to_download(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from milr_core.errors import MissingWeights
+from milr_core.hub import PROXIES
 from milr_core.interfaces import PromptRecord
 from milr_rewards_unified import plugin
 from milr_rewards_unified.local import LocalJudgeCritic
@@ -107,5 +108,7 @@ def test_missing_weights_say_what_to_download(tmp_path, monkeypatch):
 
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setenv("MILR_CACHE", str(tmp_path / "c"))
+    for name in PROXIES:  # behind a proxy the hub would be asked
+        monkeypatch.delenv(name, raising=False)
     with pytest.raises(MissingWeights, match=r"hf download CodeGoat24/UnifiedReward-qwen-7b .*MILR_UNIFIED_LOCAL_MODEL"):
         plugin.unified_local(device="cpu")
