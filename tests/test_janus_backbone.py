@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from milr_core.hub import PROXIES
 from milr_core.errors import MissingWeights
+from milr_core.hub import PROXIES
 from milr_janus.backbone import JanusBackbone
 from milr_janus.loading import resolve
 
