@@ -176,5 +176,45 @@ def test_t2i_compbench_picks_the_scorer_of_each_category():
         0
     ].detail
     assert sorted(made) == ["blip-vqa", "clip", "spatial"] and scorers["blip-vqa"].calls == 2
-    with pytest.raises(MilrError, match="numeracy"):
-        critic.score([image], PromptRecord("three cats", "numeracy"))
+    with pytest.raises(MilrError, match="this prompt's tag is '3d_spatial'"):
+        critic.score([image], PromptRecord("a cat in front of a dog", "3d_spatial"))
+
+
+@pytest.mark.parametrize(
+    "prompt, expected",
+    [
+        ("three dogs and a cat", [("dog", 3), ("cat", 1)]),
+        ("two boxes, four berries and one glass", [("box", 2), ("berry", 4), ("glass", 1)]),
+        ("an apple on the left of two red cars", [("apple", 1), ("car", 2)]),
+        ("the cat and some dogs", []),
+    ],
+)
+def test_counted_objects(prompt, expected):
+    assert t2i.counted_objects(prompt) == expected
+
+
+def test_counts_merge_boxes_that_are_one_object():
+    boxes = [Detection("dog", (0, 0, 100, 100)), Detection("dog", (2, 2, 100, 100)),  # IoU 0.96: one dog
+             Detection("dog", (10, 10, 50, 50)),  # inside the first: covered by more than 0.9, one dog
+             Detection("dog", (200, 0, 300, 100)), Detection("cat", (0, 0, 100, 100))]  # fmt: skip
+    assert t2i.count_objects(boxes, "dog") == 2 and t2i.count_objects(boxes, "cat") == 1
+    assert t2i.count_objects(boxes, "bird") == 0
+
+
+def test_t2i_numeracy_weighs_presence_and_exact_count():
+    record = PromptRecord("three dogs and a cat")
+    two_dogs = [Detection("dog", (0, 0, 50, 50)), Detection("dog", (100, 0, 150, 50)), Detection("cat", (200, 0, 250, 50))]
+    three_dogs = two_dogs + [Detection("dog", (300, 0, 350, 50))]
+    image = Image.new("RGB", (384, 384))
+    scores = t2i.T2INumeracy(StubGrounder([three_dogs, two_dogs, []])).score([image] * 3, record)
+    assert [s.value for s in scores] == [1.0, 0.75, 0.0]  # 1/2 each: dog (found, count) + cat (found, count)
+    assert scores[1].detail == "dog 2/3, cat 1/1"
+    assert t2i.T2INumeracy(StubGrounder([[]])).score([image], PromptRecord("the dogs"))[0].value == 0.0
+
+
+def test_tiny_t2i_numeracy_runs_on_grounding_dino():
+    from milr_rewards_geneval.grounding import Grounder
+
+    critic = t2i.T2INumeracy(Grounder(*random_models.grounding_dino(small=True), batch_size=2))
+    scores = critic.score(noise(3), PromptRecord("two bags and a chair"))
+    assert len(scores) == 3 and all(0.0 <= s.value <= 1.0 and "bag" in s.detail for s in scores)

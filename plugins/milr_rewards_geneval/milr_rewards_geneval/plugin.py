@@ -46,6 +46,12 @@ def _t2i_spatial(backbone=None, **kwargs):
     return T2ISpatial.load(**kwargs)
 
 
+def _t2i_numeracy(backbone=None, **kwargs):
+    from .t2i import T2INumeracy
+
+    return T2INumeracy.load(**kwargs)
+
+
 def _t2i_compbench(backbone=None, **kwargs):
     from .t2i import T2ICompBench
 
@@ -61,6 +67,7 @@ def register_critics(register):
     register("t2i-clip", _clip("t2i-clip"), "T2I-CompBench non-spatial: CLIP ViT-B/32 cosine")
     register("t2i-blip-vqa", _t2i_blip_vqa, "T2I-CompBench attribute binding: product of BLIP-VQA P(yes) per noun phrase")
     register("t2i-spatial", _t2i_spatial, "T2I-CompBench 2D spatial score on GroundingDINO detections")
+    register("t2i-numeracy", _t2i_numeracy, "T2I-CompBench numeracy: counts of GroundingDINO detections per number word")
     register("t2i-compbench", _t2i_compbench, "T2I-CompBench's score for each prompt's category (its tag)")
 
 

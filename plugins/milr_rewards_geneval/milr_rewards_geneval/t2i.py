@@ -33,7 +33,16 @@ texture -> t2i-blip-vqa; spatial -> t2i-spatial; non_spatial -> t2i-clip;
 complex -> 3_in_1_eval/3_in_1.py's mean of the three. Upstream averages only
 two of them for the prompts of its spatial and action sub-split files; milr,
 given one prompt without those files, always takes the mean of three.
-numeracy and 3d_spatial (UniDet counting, MiDaS depth) are not implemented.
+t2i-numeracy (UniDet_eval/numeracy_eval.py): each "<number word> <noun>" of the
+prompt (a, an, one ... eight) names an object and its count; each of the N
+objects weighs 1/N and earns half of it when the class is found and the other
+half when the count equals the target, after boxes of one class that overlap
+by IoU > 0.9 or cover more than 0.9 of each other are merged. Differences:
+GroundingDINO instead of UniDet R50 (as for t2i-spatial), objects named by the
+noun after the number (singularised by its ending) instead of upstream's list
+of 80 COCO-like names in new_objects.txt, and no synonyms (upstream maps girl,
+boy, man, woman to person, needed only by UniDet's closed label set).
+3d_spatial (MiDaS depth) is not implemented.
 """
 
 from __future__ import annotations
@@ -58,6 +67,9 @@ NP_NUM = 8  # BLIP_vqa.py --np_num
 IOU_THRESHOLD, DISTANCE_THRESHOLD, MIN_SCORE = 0.1, 150.0, 0.5
 UNIDET_SHORT, UNIDET_LONG = 479, 480  # UniDet's test resize (shorter side, longer side cap)
 NEAR = ("next to", "on side of", "near")
+NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+                "eight": 8}  # numeracy_eval.py's range  # fmt: skip
+MERGE_OVERLAP = 0.9  # numeracy_eval.py: same-label boxes with IoU or cover above this are one object
 
 
 class T2IBlipVqa(Critic):
@@ -160,6 +172,67 @@ class T2ISpatial(Critic):
         return scores
 
 
+def singular(word: str) -> str:
+    """'dogs' -> 'dog', 'boxes' -> 'box', 'berries' -> 'berry'; words that do not end in s stay."""
+    for plural, single in (("ies", "y"), ("ches", "ch"), ("shes", "sh"), ("xes", "x"), ("sses", "ss")):
+        if word.endswith(plural) and len(word) > len(plural) + 1:
+            return word[: -len(plural)] + single
+    return word[:-1] if word.endswith("s") and not word.endswith("ss") and len(word) > 3 else word
+
+
+def counted_objects(prompt: str) -> list[tuple[str, int]]:
+    """(object, count) per number word that opens a noun phrase: 'three dogs and a cat' -> [(dog, 3), (cat, 1)]."""
+    found = []
+    for phrase in phrases.noun_phrases(prompt):
+        first, *rest = phrase.split()
+        if first in NUMBER_WORDS and rest and rest[-1] not in phrases.PLACES:
+            found.append((singular(rest[-1]), NUMBER_WORDS[first]))
+    return found
+
+
+def count_objects(detections: list[Detection], label: str) -> int:
+    """Boxes of `label`, counting boxes that overlap by IoU or cover above MERGE_OVERLAP as one."""
+    kept: list[tuple] = []
+    for det in (d for d in detections if d.label == label):
+        if not any(iou(det.box, k) > MERGE_OVERLAP or cover(det.box, k) > MERGE_OVERLAP for k in kept):
+            kept.append(det.box)
+    return len(kept)
+
+
+def cover(a: tuple, b: tuple) -> float:
+    """The larger share of either box that their intersection covers."""
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return inter / smaller if smaller > 0 else 0.0
+
+
+class T2INumeracy(Critic):
+    """T2I-CompBench's numeracy score with GroundingDINO detections."""
+
+    name = "t2i-numeracy"
+    requires = grounding.REQUIRES
+
+    def __init__(self, grounder: grounding.Grounder):
+        self.grounder = grounder
+
+    @classmethod
+    def load(cls, detector: str | None = None, device: str | None = None, **kwargs: Any) -> T2INumeracy:
+        """`detector`: hub id or folder, else MILR_GROUNDING_DINO, else IDEA-Research/grounding-dino-base."""
+        return cls(grounding.Grounder.load(detector, device, **kwargs))
+
+    def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
+        wanted = counted_objects(record.prompt)
+        if not wanted:
+            return [Score(0.0, "no counted object (a number word before a noun)") for _ in images]
+        scores = []
+        for found in self.grounder.detect(images, [label for label, _ in wanted]):
+            counts = [count_objects(found, label) for label, _ in wanted]
+            value = sum(0.5 * (n > 0) + 0.5 * (n == target) for n, (_, target) in zip(counts, wanted)) / len(wanted)
+            detail = ", ".join(f"{label} {n}/{target}" for n, (label, target) in zip(counts, wanted))
+            scores.append(Score(value, detail))
+        return scores
+
+
 # The scorers of each category (3_in_1.py: complex is the mean of the three).
 SCORERS = {
     "color": ("blip-vqa",),
@@ -168,6 +241,7 @@ SCORERS = {
     "spatial": ("spatial",),
     "non_spatial": ("clip",),
     "complex": ("blip-vqa", "spatial", "clip"),
+    "numeracy": ("numeracy",),
 }
 
 
@@ -185,11 +259,15 @@ class T2ICompBench(Critic):
     @classmethod
     def load(cls, device: str | None = None) -> T2ICompBench:
         """Each scorer with its default weights (see T2IBlipVqa, T2ISpatial, clip_score.ClipScore)."""
+        from functools import cache
+
         from .clip_score import ClipScore
 
+        grounder = cache(lambda: grounding.Grounder.load(device=device))  # one GroundingDINO for both of its scores
         return cls({
             "blip-vqa": lambda: T2IBlipVqa.load(device=device),
-            "spatial": lambda: T2ISpatial.load(device=device),
+            "spatial": lambda: T2ISpatial(grounder()),
+            "numeracy": lambda: T2INumeracy(grounder()),
             "clip": lambda: ClipScore.load("t2i-clip", device=device),
         })  # fmt: skip
 
