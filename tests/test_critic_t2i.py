@@ -176,8 +176,8 @@ def test_t2i_compbench_picks_the_scorer_of_each_category():
         0
     ].detail
     assert sorted(made) == ["blip-vqa", "clip", "spatial"] and scorers["blip-vqa"].calls == 2
-    with pytest.raises(MilrError, match="this prompt's tag is '3d_spatial'"):
-        critic.score([image], PromptRecord("a cat in front of a dog", "3d_spatial"))
+    with pytest.raises(MilrError, match="this prompt's tag is 'action'"):
+        critic.score([image], PromptRecord("a cat chasing a dog", "action"))
 
 
 @pytest.mark.parametrize(
@@ -218,3 +218,51 @@ def test_tiny_t2i_numeracy_runs_on_grounding_dino():
     critic = t2i.T2INumeracy(Grounder(*random_models.grounding_dino(small=True), batch_size=2))
     scores = critic.score(noise(3), PromptRecord("two bags and a chair"))
     assert len(scores) == 3 and all(0.0 <= s.value <= 1.0 and "bag" in s.detail for s in scores)
+
+
+class StubDepth:
+    def __init__(self, maps):
+        self.maps = maps
+
+    def nearness(self, images):
+        return self.maps
+
+
+def test_depth_score_orders_by_nearness_and_weighs_overlap():
+    a, b = Detection("cat", (0, 0, 100, 100), 0.8), Detection("dog", (0, 0, 100, 100), 0.6)
+    half = Detection("dog", (50, 0, 150, 100), 0.6)  # IoU 1/3 with a
+    apart = Detection("dog", (200, 0, 300, 100), 0.6)
+    assert t2i.depth_score("in front of", a, b, 0.9, 0.2) == 1.0
+    assert t2i.depth_score("in front of", a, half, 0.9, 0.2) == pytest.approx((1 / 3) / 0.5)
+    assert t2i.depth_score("in front of", a, apart, 0.9, 0.2) == 0.0  # upstream: no overlap, no score
+    assert t2i.depth_score("in front of", a, b, 0.2, 0.9) == 0.0
+    assert t2i.depth_score("behind", a, b, 0.2, 0.9) == 1.0 and t2i.depth_score("hidden", a, b, 0.2, 0.9) == 1.0
+
+
+def test_t2i_3d_spatial_on_stubbed_boxes_and_depth():
+    record = PromptRecord("a cat in front of a dog")
+    near = np.zeros((100, 200))
+    near[:, :100] = 1.0  # the left half is near
+    cat, dog = Detection("cat", (0, 0, 100, 100), 0.8), Detection("dog", (40, 0, 140, 100), 0.6)  # IoU 0.43
+    found = [[cat, dog], [Detection("cat", (100, 0, 200, 100), 0.8), Detection("dog", (0, 0, 100, 100), 0.6)], [dog]]
+    image = Image.new("RGB", (200, 100))
+    scores = t2i.T2I3DSpatial(StubGrounder(found), StubDepth([near] * 3)).score([image] * 3, record)
+    overlap = t2i.iou(cat.box, dog.box)
+    assert scores[0].value == pytest.approx(0.25 * 0.8 + 0.25 * 0.6 + 0.5 * overlap / 0.5)
+    assert scores[1].value == pytest.approx(0.25 * 0.8 + 0.25 * 0.6)  # the cat is behind: no position score
+    assert scores[2].value == pytest.approx(0.25 * 0.6) and "found dog" in scores[2].detail
+    assert "in front of dog" in scores[0].detail
+    assert phrases.spatial("a cat hidden by a dog", phrases.SPATIAL_3D) == ("cat", "hidden", "dog")
+
+
+def test_tiny_t2i_3d_spatial_runs_on_dpt_and_grounding_dino():
+    from milr_rewards_geneval.depth import DepthEstimator
+    from milr_rewards_geneval.grounding import Grounder
+
+    estimator = DepthEstimator(*random_models.dpt(small=True), side=64, batch_size=2)
+    maps = estimator.nearness(noise(3))
+    assert [m.shape for m in maps] == [(40, 56), (48, 56), (56, 56)]
+    assert all(m.min() == 0.0 and m.max() == pytest.approx(1.0) for m in maps)
+    critic = t2i.T2I3DSpatial(Grounder(*random_models.grounding_dino(small=True), batch_size=2), estimator)
+    scores = critic.score(noise(3), PromptRecord("a bag in front of a chair"))
+    assert len(scores) == 3 and all(0.0 <= s.value <= 1.0 and "bag in front of chair" in s.detail for s in scores)

@@ -44,6 +44,8 @@ SKIPPED = frozenset({"top", "the side", "the left", "the right"})
 # ... and its spatial relations, in the order it tests them (UniDet_eval/2D_spatial_eval.py `vocab_spatial`).
 SPATIAL = ("on side of", "next to", "near", "on the left of", "on the right of", "on the bottom of",
            "on the top of", "on top of")  # fmt: skip
+# 3D_spatial_eval.py's relations
+SPATIAL_3D = ("in front of", "behind", "hidden")
 # Nouns that name a place relative to an object ("on the left of"), not an object.
 PLACES = frozenset({"left", "right", "top", "bottom", "side", "front", "back", "middle", "center"})
 
@@ -85,14 +87,15 @@ def questions(text: str, limit: int = 8) -> list[str]:
     return [f"{p}?" for p in noun_phrases(text) if p not in SKIPPED][:limit]
 
 
-def spatial(text: str) -> tuple[str, str, str] | None:
-    """(object before, relation, object after) for the first T2I-CompBench relation in the prompt.
+def spatial(text: str, relations: tuple[str, ...] = SPATIAL) -> tuple[str, str, str] | None:
+    """(object before, relation, object after) for the first of `relations` (T2I-CompBench's 2D ones
+    by default) in the prompt.
 
     Objects are the noun phrases next to the relation, without determiners
     ('a teddy bear on the left of a car' -> ('teddy bear', 'on the left of', 'car')).
     """
     lowered = " ".join(words(text))
-    for relation in SPATIAL:
+    for relation in relations:
         match = re.search(rf"\b{relation}\b", lowered)
         if match:
             before, after = noun_phrases(lowered[: match.start()]), noun_phrases(lowered[match.end() :])

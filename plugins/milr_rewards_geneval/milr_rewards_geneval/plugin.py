@@ -52,6 +52,12 @@ def _t2i_numeracy(backbone=None, **kwargs):
     return T2INumeracy.load(**kwargs)
 
 
+def _t2i_3d_spatial(backbone=None, **kwargs):
+    from .t2i import T2I3DSpatial
+
+    return T2I3DSpatial.load(**kwargs)
+
+
 def _t2i_compbench(backbone=None, **kwargs):
     from .t2i import T2ICompBench
 
@@ -68,6 +74,7 @@ def register_critics(register):
     register("t2i-blip-vqa", _t2i_blip_vqa, "T2I-CompBench attribute binding: product of BLIP-VQA P(yes) per noun phrase")
     register("t2i-spatial", _t2i_spatial, "T2I-CompBench 2D spatial score on GroundingDINO detections")
     register("t2i-numeracy", _t2i_numeracy, "T2I-CompBench numeracy: counts of GroundingDINO detections per number word")
+    register("t2i-3d-spatial", _t2i_3d_spatial, "T2I-CompBench 3D spatial: GroundingDINO boxes ordered by DPT (MiDaS) depth")
     register("t2i-compbench", _t2i_compbench, "T2I-CompBench's score for each prompt's category (its tag)")
 
 

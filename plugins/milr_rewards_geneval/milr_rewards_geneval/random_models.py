@@ -109,6 +109,20 @@ def grounding_dino(small: bool = True) -> tuple[Any, Any]:
     return model, GroundingDinoProcessor(image_processor=image_processor, tokenizer=bert_tokenizer())
 
 
+def dpt(small: bool = True) -> tuple[Any, Any]:
+    """(model, processor): DPT depth estimation, a tiny ViT one or one of DPT-hybrid MiDaS's size (BiT + ViT-B)."""
+    from transformers import DPTConfig, DPTForDepthEstimation, DPTImageProcessor
+
+    if small:
+        config = DPTConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64,
+                           image_size=SMALL_IMAGE, patch_size=16, backbone_out_indices=[0, 1, 2, 3],
+                           neck_hidden_sizes=[8, 16, 32, 32], fusion_hidden_size=16)  # fmt: skip
+    else:  # Intel/dpt-hybrid-midas
+        config = DPTConfig(is_hybrid=True, image_size=384, backbone_out_indices=[2, 5, 8, 11],
+                           neck_hidden_sizes=[256, 512, 768, 768], fusion_hidden_size=256)  # fmt: skip
+    return DPTForDepthEstimation(config).eval(), DPTImageProcessor(size={"height": SMALL_IMAGE, "width": SMALL_IMAGE})
+
+
 def blip_vqa(small: bool = True) -> tuple[Any, Any]:
     """(model, processor): BLIP VQA with ViT-B/16 at 384 px and BERT-base (blip-vqa-base), or a tiny one."""
     import torch

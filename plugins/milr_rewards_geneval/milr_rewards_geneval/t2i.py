@@ -42,7 +42,16 @@ GroundingDINO instead of UniDet R50 (as for t2i-spatial), objects named by the
 noun after the number (singularised by its ending) instead of upstream's list
 of 80 COCO-like names in new_objects.txt, and no synonyms (upstream maps girl,
 boy, man, woman to person, needed only by UniDet's closed label set).
-3d_spatial (MiDaS depth) is not implemented.
+t2i-3d-spatial (UniDet_eval/3D_spatial_eval.py): the first of "in front of",
+"behind", "hidden" in the prompt and the objects on either side; DPT-hybrid
+MiDaS depth (depth.py), each object's mean nearness inside its box; "in front
+of" scores 1 when the first object is nearer and the boxes overlap by IoU > 0.5,
+IoU / 0.5 when nearer with a smaller overlap, else 0 ("behind" and "hidden" the
+other way round); combined like the 2D score (0.25 * s1 + 0.25 * s2 + 0.5 *
+position) without its 0.5 cut-off. Differences: GroundingDINO as above, DPT at
+384 px (transformers' hybrid DPT takes no other size; upstream 480), and
+the depth map indexed as [row, column] (upstream's indexing looks transposed;
+BENCHMARKS.md marks that UNVERIFIED).
 """
 
 from __future__ import annotations
@@ -53,7 +62,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from milr_core.errors import MilrError
 from milr_core.interfaces import Critic, PromptRecord, Score
 
-from . import grounding, phrases, vqa
+from . import depth, grounding, phrases, vqa
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -233,6 +242,61 @@ class T2INumeracy(Critic):
         return scores
 
 
+def depth_score(relation: str, first: Detection, second: Detection, near_first: float, near_second: float) -> float:
+    """3D_spatial_eval.py: overlap-weighted agreement of the two objects' order in depth with the relation."""
+    nearer = near_first > near_second if relation == "in front of" else near_first < near_second
+    overlap = iou(first.box, second.box)
+    if not nearer or overlap <= 0:
+        return 0.0
+    return 1.0 if overlap > 0.5 else overlap / 0.5
+
+
+def mean_inside(nearness, box: tuple) -> float:
+    """Mean of a (H, W) map over the pixels of a box (at least one pixel)."""
+    height, width = nearness.shape
+    x0, y0 = min(max(int(box[0]), 0), width - 1), min(max(int(box[1]), 0), height - 1)
+    x1, y1 = max(min(int(math.ceil(box[2])), width), x0 + 1), max(min(int(math.ceil(box[3])), height), y0 + 1)
+    return float(nearness[y0:y1, x0:x1].mean())
+
+
+class T2I3DSpatial(Critic):
+    """T2I-CompBench's 3D spatial score: GroundingDINO boxes, DPT depth."""
+
+    name = "t2i-3d-spatial"
+    requires = grounding.REQUIRES
+
+    def __init__(self, grounder: grounding.Grounder, depth_model: depth.DepthEstimator):
+        self.grounder, self.depth = grounder, depth_model
+
+    @classmethod
+    def load(cls, detector: str | None = None, depth_model: str | None = None, device: str | None = None,
+             **kwargs: Any) -> T2I3DSpatial:  # fmt: skip
+        """Weights: GroundingDINO as t2i-spatial; `depth_model` (hub id or folder), else MILR_T2I_DEPTH,
+        else Intel/dpt-hybrid-midas."""
+        return cls(grounding.Grounder.load(detector, device, **kwargs), depth.DepthEstimator.load(depth_model, device))
+
+    def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
+        parsed = phrases.spatial(record.prompt, phrases.SPATIAL_3D)
+        if parsed is None:
+            return [Score(0.0, "no 3D relation with an object on each side") for _ in images]
+        obj1, relation, obj2 = parsed
+        scores = []
+        maps = self.depth.nearness(images)
+        for nearness, found in zip(maps, self.grounder.detect(images, [obj1, obj2])):
+            first = next((d for d in found if d.label == obj1), None)
+            second = next((d for d in found if d.label == obj2), None)
+            if first and second:
+                near1, near2 = mean_inside(nearness, first.box), mean_inside(nearness, second.box)
+                position = depth_score(relation, first, second, near1, near2)
+                value = 0.25 * first.score + 0.25 * second.score + 0.5 * position
+                detail = f"{obj1} {relation} {obj2}: nearness {near1:.2f} vs {near2:.2f}, position {position:.2f}"
+            else:
+                value = 0.25 * (first or second).score if (first or second) else 0.0
+                detail = f"{obj1} {relation} {obj2}: found " + (", ".join(d.label for d in (first, second) if d) or "neither")
+            scores.append(Score(value, detail))
+        return scores
+
+
 # The scorers of each category (3_in_1.py: complex is the mean of the three).
 SCORERS = {
     "color": ("blip-vqa",),
@@ -242,6 +306,7 @@ SCORERS = {
     "non_spatial": ("clip",),
     "complex": ("blip-vqa", "spatial", "clip"),
     "numeracy": ("numeracy",),
+    "3d_spatial": ("3d-spatial",),
 }
 
 
@@ -263,11 +328,12 @@ class T2ICompBench(Critic):
 
         from .clip_score import ClipScore
 
-        grounder = cache(lambda: grounding.Grounder.load(device=device))  # one GroundingDINO for both of its scores
+        grounder = cache(lambda: grounding.Grounder.load(device=device))  # one GroundingDINO for all of its scores
         return cls({
             "blip-vqa": lambda: T2IBlipVqa.load(device=device),
             "spatial": lambda: T2ISpatial(grounder()),
             "numeracy": lambda: T2INumeracy(grounder()),
+            "3d-spatial": lambda: T2I3DSpatial(grounder(), depth.DepthEstimator.load(device=device)),
             "clip": lambda: ClipScore.load("t2i-clip", device=device),
         })  # fmt: skip
 
