@@ -2,7 +2,7 @@
 
 Builds every critic of milr_rewards_geneval from its published architecture
 (random_models.py: Mask2Former Swin-S + CLIP ViT-L-14, GroundingDINO Swin-B +
-BLIP VQA base, CLIP ViT-L-14, CLIP ViT-B-32) with no download, and times
+BLIP VQA base, CLIP ViT-L-14, CLIP ViT-B-32, DPT-hybrid MiDaS) with no download, and times
 `critic.score` on a batch of 384 px images (one warm-up call, then the median
 of --repeats calls), with the critics' own dtypes (detectors and BLIP float32,
 CLIP under fp16 autocast on CUDA). The Mask2Former class head is biased towards
@@ -11,6 +11,7 @@ as on real pictures; the other critics see what their random weights find.
 Writes one JSON file.
 
     python benchmarks/critics_speed.py --out benchmarks/results/critics_speed.json
+    python benchmarks/critics_speed.py --critics t2i-numeracy t2i-3d-spatial --update --out benchmarks/results/critics_speed.json
     python benchmarks/critics_speed.py --device cpu --small --out /tmp/critics_smoke.json   # smoke test
 """
 
@@ -41,6 +42,8 @@ RECORDS = {
     "t2i-clip": PromptRecord("A man is holding a book and reading on a park bench."),
     "t2i-blip-vqa": PromptRecord("a red book and a yellow vase"),
     "t2i-spatial": PromptRecord("a bag on the left of a chair"),
+    "t2i-numeracy": PromptRecord("three bags and a chair"),
+    "t2i-3d-spatial": PromptRecord("a bag in front of a chair"),
 }
 
 
@@ -50,7 +53,8 @@ def build(name: str, small: bool, device: torch.device):
     from milr_rewards_geneval.geneval_oracle import CLASSES, ColorClassifier, GenevalOracle
     from milr_rewards_geneval.grounding import Grounder
     from milr_rewards_geneval.mixed import MixedCritic
-    from milr_rewards_geneval.t2i import T2IBlipVqa, T2ISpatial
+    from milr_rewards_geneval.depth import DepthEstimator
+    from milr_rewards_geneval.t2i import T2I3DSpatial, T2IBlipVqa, T2INumeracy, T2ISpatial
     from milr_rewards_geneval.vqa import BlipYesNo
 
     modules = []
@@ -77,6 +81,10 @@ def build(name: str, small: bool, device: torch.device):
         critic = ClipScore(*clip(arch), scale=scale, name=name)
     elif name == "t2i-blip-vqa":
         critic = T2IBlipVqa(BlipYesNo(*on_device(rm.blip_vqa(small))))
+    elif name == "t2i-numeracy":
+        critic = T2INumeracy(Grounder(*on_device(rm.grounding_dino(small))))
+    elif name == "t2i-3d-spatial":
+        critic = T2I3DSpatial(Grounder(*on_device(rm.grounding_dino(small))), DepthEstimator(*on_device(rm.dpt(small))))
     else:
         critic = T2ISpatial(Grounder(*on_device(rm.grounding_dino(small))))
     return critic, modules
@@ -128,6 +136,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--update", action="store_true", help="add to the critics already in --out")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -154,6 +163,12 @@ def main() -> None:
         },
         "critics": results,
     }
+    if args.update:
+        with open(args.out) as f:
+            earlier = json.load(f)
+        if earlier["device"] != out["device"]:
+            raise SystemExit(f"{args.out} was measured on {earlier['device']}, this is {out['device']}")
+        out["critics"] = {**earlier["critics"], **results}
     with open(args.out, "w") as f:
         json.dump(out, f, indent=2)
     print(f"wrote {args.out}")
