@@ -133,9 +133,13 @@ def position_score(relation: str | None, box1: tuple, box2: tuple) -> float:
     return 1.0 if overlap < IOU_THRESHOLD else IOU_THRESHOLD / overlap
 
 
+def intersection(a: tuple, b: tuple) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
 def iou(a: tuple, b: tuple) -> float:
     """Plain IoU (no +1 pixel), as upstream's spatial evaluation."""
-    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = intersection(a, b)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
 
@@ -152,19 +156,24 @@ def spatial_score(relation: str | None, first: Detection | None, second: Detecti
     return value if value >= MIN_SCORE else 0.0
 
 
-class T2ISpatial(Critic):
-    """T2I-CompBench's 2D spatial score with GroundingDINO detections."""
+class GroundedCritic(Critic):
+    """A score computed from GroundingDINO detections of the prompt's objects."""
 
-    name = "t2i-spatial"
     requires = grounding.REQUIRES
 
     def __init__(self, grounder: grounding.Grounder):
         self.grounder = grounder
 
     @classmethod
-    def load(cls, detector: str | None = None, device: str | None = None, **kwargs: Any) -> T2ISpatial:
+    def load(cls, detector: str | None = None, device: str | None = None, **kwargs: Any):
         """`detector`: hub id or folder, else MILR_GROUNDING_DINO, else IDEA-Research/grounding-dino-base."""
         return cls(grounding.Grounder.load(detector, device, **kwargs))
+
+
+class T2ISpatial(GroundedCritic):
+    """T2I-CompBench's 2D spatial score with GroundingDINO detections."""
+
+    name = "t2i-spatial"
 
     def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
         parsed = phrases.spatial(record.prompt)
@@ -210,24 +219,15 @@ def count_objects(detections: list[Detection], label: str) -> int:
 
 def cover(a: tuple, b: tuple) -> float:
     """The larger share of either box that their intersection covers."""
-    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = intersection(a, b)
     smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
     return inter / smaller if smaller > 0 else 0.0
 
 
-class T2INumeracy(Critic):
+class T2INumeracy(GroundedCritic):
     """T2I-CompBench's numeracy score with GroundingDINO detections."""
 
     name = "t2i-numeracy"
-    requires = grounding.REQUIRES
-
-    def __init__(self, grounder: grounding.Grounder):
-        self.grounder = grounder
-
-    @classmethod
-    def load(cls, detector: str | None = None, device: str | None = None, **kwargs: Any) -> T2INumeracy:
-        """`detector`: hub id or folder, else MILR_GROUNDING_DINO, else IDEA-Research/grounding-dino-base."""
-        return cls(grounding.Grounder.load(detector, device, **kwargs))
 
     def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
         wanted = counted_objects(record.prompt)
