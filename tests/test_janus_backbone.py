@@ -1,5 +1,7 @@
 """The Janus backbone on a tiny random-weight checkpoint: shapes, positions, forcing, the KV cache."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -149,6 +151,9 @@ def test_fast_path_equals_eager_path_token_for_token(bb, eager):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.skipif(
+    not any(shutil.which(c) for c in ("g++", "c++", "clang++")), reason="TorchInductor on the CPU needs a C++ compiler"
+)
 def test_compiled_fast_path_equals_eager_path(tiny_janus_dir, eager):
     """TorchInductor-compiled decoder calls (MILR_COMPILE) change no token."""
     compiled = JanusBackbone.from_pretrained(str(tiny_janus_dir), device="cpu", compile=False)
