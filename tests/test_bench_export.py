@@ -75,3 +75,17 @@ def test_export_refuses_what_it_cannot_name(tmp_path):
     bad = _folder(tmp_path / "b", [PromptRecord("a_b", "color", extra={"line": 1})], per_prompt=1)
     with pytest.raises(MilrError, match="holds '_' or '/'"):
         export_folder(bad, "t2i-compbench", tmp_path / "t")
+
+
+def test_the_export_command_reports_counts_or_one_error_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from milr_core.cli import app
+
+    records = [PromptRecord("the tallest mountain", "Space", extra={"prompt_id": 521})]
+    root = _folder(tmp_path, records, per_prompt=1)
+    run = CliRunner().invoke(app, ["export", str(root), "--format", "wise", "--out", str(tmp_path / "wise")])
+    assert run.exit_code == 0 and run.output.strip() == f"1 images of 1 prompts in {tmp_path / 'wise'}"
+    run = CliRunner().invoke(app, ["export", str(root), "--format", "t2i-compbench", "--out", str(tmp_path / "t")])
+    lines = [line for line in run.output.splitlines() if line.strip()]
+    assert run.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: 'the tallest mountain' has no line")

@@ -149,4 +149,4 @@ def export(
     except MilrError as exc:
         fail(str(exc), exc.exit_code)
     left = f"; {counts['unfinished']} unfinished prompts left out" if counts["unfinished"] else ""
-    out.print(f"{counts['images']} images of {counts['prompts']} prompts in {dest}{left}", highlight=False)
+    out.print(f"{counts['images']} images of {counts['prompts']} prompts in {dest}{left}", highlight=False, soft_wrap=True)
