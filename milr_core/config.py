@@ -13,8 +13,10 @@ from .errors import MilrError
 
 
 #: The settings each preset gives the fields a run does not set itself. `milr` is the
-#: fields' own defaults; `paper` is the MILR authors' Janus-Pro procedure with their
-#: GenEval scripts' settings (../shared/MILR_REFERENCE.md; docs/concepts.md, "milr and the paper").
+#: fields' own defaults: the paper's choices except where a measurement says otherwise (the
+#: reasoning continuation sampled at 0.7, K = 20; docs/concepts.md, "milr and the paper").
+#: `paper` is the MILR authors' Janus-Pro procedure with their GenEval scripts' settings
+#: (../shared/MILR_REFERENCE.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "milr": {},
     "paper": {
@@ -50,8 +52,9 @@ class RunConfig(BaseModel):
 
     preset: Literal["milr", "paper"] = Field(
         "milr",
-        description="Defaults for every field not set: milr (measured best, docs/concepts.md) or paper "
-        "(the MILR authors' Janus-Pro procedure and GenEval settings).",
+        description="Defaults for every field not set: milr (the paper's procedure with a sampled reasoning "
+        "continuation, measured better; docs/concepts.md) or paper (the MILR authors' Janus-Pro procedure and "
+        "GenEval settings).",
     )
     steps: int = Field(20, ge=0, le=1000, description="K: optimisation steps after the first image (0 = baseline only).")
     lr: float = Field(0.03, gt=0, le=10, description="Learning rate of the optimiser on the latents (paper: 0.03).")
@@ -75,12 +78,12 @@ class RunConfig(BaseModel):
         le=10,
         description="Temperature of the reasoning text continued after each text-latent update (0 = greedy, as the reference code).",
     )
-    max_reasoning_tokens: int = Field(256, ge=1, le=4096, description="Most new tokens of reasoning text.")
+    max_reasoning_tokens: int = Field(512, ge=1, le=4096, description="Most new tokens of reasoning text.")
     continuation_tokens: int | None = Field(
-        None,
+        513,
         ge=1,
         le=4096,
-        description="Most new tokens continued after a text prefix (None: max_reasoning_tokens minus the prefix; paper: 513).",
+        description="Most new tokens continued after a text prefix (None: max_reasoning_tokens minus the prefix; the reference: 513).",
     )
     l2: float = Field(0.0, ge=0, description="Weight of the L2 pull of latents towards their start values.")
     strategy: str = Field("joint", description="Which latents move at each step: joint, alt, t2v, text-only, image-only.")
@@ -90,25 +93,25 @@ class RunConfig(BaseModel):
         "is drawn from; paper) or conditional (the conditional row's head alone).",
     )
     loss_target: Literal["drawn", "argmax"] = Field(
-        "drawn",
+        "argmax",
         description="Tokens whose log-probability the loss weighs: drawn (the prefix the rewarded image was made "
         "from) or argmax (the most likely tokens under the current latents; paper).",
     )
     prefix_rule: Literal["ceil", "floor"] = Field(
-        "ceil",
+        "floor",
         description="Prefix lengths: ceil(ratio * T), at least 1, T without the end token; or floor: int(ratio * T), "
         "T counting the end token, and no search at all when a length is 0 (paper).",
     )
     reward_shaping: Literal["fraction", "binary"] = Field(
-        "fraction",
+        "binary",
         description="For critics that judge correctness (oracles): the critic's graded score (fraction) or 1/0 by "
         "its verdict (binary; paper). Other critics' scores are used as they are.",
     )
     return_image: Literal["best", "last"] = Field(
-        "best", description="Which image a run returns: the best scored (milr) or the last generated (paper)."
+        "last", description="Which image a run returns: the last generated (paper) or the best scored."
     )
     ablations: Literal["milr", "paper"] = Field(
-        "milr",
+        "paper",
         description="How text-only and image-only searches are built: milr (every image conditioned on the "
         "reasoning text, text-only keeps the first image's prefix) or paper (image-only writes no reasoning "
         "text, text-only draws each image without a forced prefix).",

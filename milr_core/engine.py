@@ -80,8 +80,9 @@ class Result:
     @classmethod
     def from_steps(cls, steps: list[Step], stopped_early: bool = False, return_image: str = "best") -> Result:
         """The returned image of the steps so far (also what an interrupted run keeps): the best
-        scored, or with `return_image="last"` the last generated (the first sample of the last step)."""
-        step, sample = (len(steps) - 1, 0) if return_image == "last" else best_of(steps)[:2]
+        scored of all steps, or with `return_image="last"` the best of the last step (with one
+        sample per step, the last image; with none searched, Best-of-N's pick)."""
+        step, sample = best_of(steps[-1:] if return_image == "last" else steps)[:2]
         return cls(steps, step, sample, stopped_early)
 
     @property
@@ -383,8 +384,9 @@ class Milr:
 
 
 def best_of(steps: list[Step]) -> tuple[int, int, float]:
-    """(step, sample, reward) of the highest non-NaN reward; the earliest wins ties."""
-    best = (0, 0, -math.inf)
+    """(step, sample, reward) of the highest non-NaN reward; the earliest wins ties (and the first
+    image when every reward is NaN)."""
+    best = (steps[0].step if steps else 0, 0, -math.inf)
     for s in steps:
         for i, r in enumerate(s.rewards):
             if not math.isnan(r) and r > best[2]:

@@ -58,16 +58,16 @@ class JanusBackbone(Backbone):
         compile: bool = False,
         chat: str | None = None,
     ):
-        """`chat` fixes the prompt strings (a model trained on one format keeps it); None follows
-        each run's preset: milr (transformers' Janus chat template) or paper (the authors' strings)."""
+        """`chat` names the prompt strings: paper (the MILR authors' strings, what Janus-Pro gets) or
+        template (the checkpoint's own chat template with milr's instruction, what janus-shapes was
+        trained on)."""
         self.model = model.eval().requires_grad_(False)
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.name = name
         self.lm = model.model.language_model
         self.instruction = REASONING_INSTRUCTION
-        self.fixed_chat = chat
-        self.chat = chat or "milr"
+        self.chat = chat or "paper"
         self.fast = fast
         self.compile = compile  # TorchInductor-fused decoder calls (static_decode.py)
         self._decoders: dict[tuple[int, int], StaticDecoder] = {}
@@ -124,9 +124,6 @@ class JanusBackbone(Backbone):
         return cond if cfg_scale is None else uncond + cfg_scale * (cond - uncond)
 
     # -- prompts ---------------------------------------------------------------
-    def configure(self, config) -> None:
-        self.chat = self.fixed_chat or ("paper" if config.preset == "paper" else "milr")
-
     def prompt_strings(self, prompt: str) -> dict[str, str]:
         if self.chat == "paper":
             return {"reasoning": PAPER_REASONING_CHAT.format(prompt=prompt),

@@ -73,7 +73,7 @@ def summarize(results: list[dict]) -> dict:
 def _evaluate_dir(path: str, records: list[dict], device: str, seed: int) -> list[dict]:
     from .backbone import JanusBackbone
 
-    backbone = JanusBackbone.from_pretrained(path, device=device)
+    backbone = JanusBackbone.from_pretrained(path, device=device, chat="template")
     return evaluate(backbone, [PromptRecord.from_dict(r) for r in records], seed)
 
 

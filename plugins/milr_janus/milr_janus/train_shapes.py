@@ -159,7 +159,7 @@ def train(args: argparse.Namespace, log=print) -> dict:
     with torch.no_grad():  # image-token inputs start as the codes the decoder reads
         model.model.generation_embeddings.weight.copy_(F.normalize(vq.quantize.embedding.weight, dim=-1))
     processor = build_processor(tokenizer, config)
-    text_rows, image_rows = build_rows(JanusBackbone(model, processor), data.records, data.reasoning, tokens)
+    text_rows, image_rows = build_rows(JanusBackbone(model, processor, chat="template"), data.records, data.reasoning, tokens)
     text_rows, image_rows = text_rows.to(device), image_rows.to(device)
     log(f"rows: {len(text_rows)} reasoning + {len(image_rows)} image, length {text_rows.ids.shape[1]}")
     lap("rows")
