@@ -73,6 +73,9 @@ class JudgeSettings(JudgeBase):
     max_retries: int = Field(4, ge=0, le=20, description="Retries after a 5xx, 429, timeout or connection error.")
     backoff: float = Field(1.0, ge=0, description="Seconds before the first retry; doubled for each further one.")
     backoff_max: float = Field(30.0, ge=0, description="Longest wait between retries.")
+    retry_after_max: float = Field(
+        60.0, ge=0, description="Longest wait a server may ask for with Retry-After; a longer one is an error."
+    )
     parse_retries: int = Field(1, ge=0, le=10, description="Times to ask again when an answer holds no score.")
     concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once across a batch.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the judge (0: repeatable).")
