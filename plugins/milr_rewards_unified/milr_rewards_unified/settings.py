@@ -27,7 +27,7 @@ def default_cache_dir() -> Path:
 class JudgeBase(BaseModel):
     """What every judge needs: the model, what to ask it, and how to read its answer."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     model: str = Field(min_length=1, description="Model name the server knows.")
     template: str = Field(description="User message; placeholders {prompt} and {explanation}.")
