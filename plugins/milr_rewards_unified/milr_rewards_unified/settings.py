@@ -4,9 +4,9 @@ Every field can be set as `<PREFIX>_<FIELD>` in the environment (e.g.
 MILR_UNIFIED_BASE_URL, MILR_GPT4O_MODEL, MILR_WISE_CONCURRENCY). The API key is
 never a setting: `api_key_env` names the variable that holds it.
 
-Before any weights load (the critic's check), the judge's server is asked once for its model list
-(a 5 s timeout): no server there, or one that refuses the key, is a one-line
-error before any weights load. A server that answers 429 or 5xx with
+The critic's check, which runs before any weights load, asks the judge's server
+once for its model list (a 5 s timeout): no server there, or one that refuses
+the key, is a one-line error. A server that answers 429 or 5xx with
 `Retry-After` is waited for as it asks, up to `retry_after_max` seconds.
 Answers are cached under `cache_dir`, keyed by the image, the server's
 `base_url`, the model, the template and the text sent (never the key); a cache
