@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import MilrError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
 
 
 #: The settings each preset gives the fields a run does not set itself. `milr` is the
@@ -57,25 +62,26 @@ class RunConfig(BaseModel):
         "GenEval settings).",
     )
     steps: int = Field(20, ge=0, le=1000, description="K: optimisation steps after the first image (0 = baseline only).")
-    lr: float = Field(0.03, gt=0, le=10, description="Learning rate of the optimiser on the latents (paper: 0.03).")
+    lr: float = Field(0.03, gt=0, le=10, allow_inf_nan=False, description="Learning rate of the optimiser on the latents (paper: 0.03).")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimiser on the latents.")
-    text_ratio: float = Field(0.2, gt=0, le=1, description="lambda_t: share of reasoning-text tokens whose latents are optimised.")
-    image_ratio: float = Field(0.02, gt=0, le=1, description="lambda_v: share of image tokens whose latents are optimised.")
-    threshold: float = Field(0.9, ge=0, le=1, description="tau: stop as soon as a reward exceeds it.")
+    text_ratio: float = Field(0.2, gt=0, le=1, allow_inf_nan=False, description="lambda_t: share of reasoning-text tokens whose latents are optimised.")
+    image_ratio: float = Field(0.02, gt=0, le=1, allow_inf_nan=False, description="lambda_v: share of image tokens whose latents are optimised.")
+    threshold: float = Field(0.9, ge=0, le=1, allow_inf_nan=False, description="tau: stop as soon as a reward exceeds it.")
     samples: int = Field(1, ge=1, le=64, description="Images per step; >1 uses a leave-one-out baseline.")
     baseline: float = Field(
-        1.0, ge=0, le=1, description="Reward baseline with one sample per step (1.0 = the reference's r-1 convention)."
+        1.0, ge=0, le=1, allow_inf_nan=False, description="Reward baseline with one sample per step (1.0 = the reference's r-1 convention)."
     )
     seed: int = Field(0, description="Seed of every random choice in the run.")
-    cfg_scale: float = Field(5.0, ge=1, le=50, description="Classifier-free guidance scale for image tokens.")
-    temperature: float = Field(1.0, gt=0, le=10, description="Sampling temperature of image tokens.")
+    cfg_scale: float = Field(5.0, ge=1, le=50, allow_inf_nan=False, description="Classifier-free guidance scale for image tokens.")
+    temperature: float = Field(1.0, gt=0, le=10, allow_inf_nan=False, description="Sampling temperature of image tokens.")
     text_temperature: float = Field(
-        0.0, ge=0, le=10, description="Temperature of the first reasoning text (0 = greedy, as without MILR)."
+        0.0, ge=0, le=10, allow_inf_nan=False, description="Temperature of the first reasoning text (0 = greedy, as without MILR)."
     )
     continuation_temperature: float = Field(
         0.7,
         ge=0,
         le=10,
+        allow_inf_nan=False,
         description="Temperature of the reasoning text continued after each text-latent update (0 = greedy, as the reference code).",
     )
     max_reasoning_tokens: int = Field(512, ge=1, le=4096, description="Most new tokens of reasoning text.")
@@ -85,7 +91,7 @@ class RunConfig(BaseModel):
         le=4096,
         description="Most new tokens continued after a text prefix (None: max_reasoning_tokens minus the prefix; the reference: 513).",
     )
-    l2: float = Field(0.0, ge=0, description="Weight of the L2 pull of latents towards their start values.")
+    l2: float = Field(0.0, ge=0, allow_inf_nan=False, description="Weight of the L2 pull of latents towards their start values.")
     strategy: str = Field("joint", description="Which latents move at each step: joint, alt, t2v, text-only, image-only.")
     image_policy: Literal["guided", "conditional"] = Field(
         "guided",

@@ -22,7 +22,7 @@ from milr_core.hardware import pick_compile, pick_device, pick_dtype, rows_that_
 from milr_core.interfaces import Backbone, Drawing, Reasoning
 
 from .loading import resolve
-from .static_decode import StaticDecoder, bucket
+from .static_decode import StaticDecoder, bucket, cache_name
 
 #: Asks for the "visualization" chain of thought that conditions the image (MILR.md, phase 1).
 REASONING_INSTRUCTION = (
@@ -160,8 +160,9 @@ class JanusBackbone(Backbone):
     def _forward(self, embeds: torch.Tensor, mask: torch.Tensor, cache=None):
         """One eager decoder call; positions follow the attention mask (left padding)."""
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -embeds.shape[1] :]
-        out = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
-        return out.last_hidden_state, out.cache
+        name = cache_name(type(self.lm))
+        out = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True, **{name: cache})
+        return out.last_hidden_state, getattr(out, name)
 
     def _start(self, embeds: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, new_tokens: int):
         """Run the prompt rows (ids (rows, L)); returns (decoder, hidden (rows, L, d))."""

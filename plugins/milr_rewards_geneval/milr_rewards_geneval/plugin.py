@@ -83,7 +83,9 @@ def _shapes_prompts(path, limit):
     if path is not None:
         from milr_core.bench.prompts import load_geneval
 
-        return load_geneval(path)[:limit]
+        from .shapes import CLASSES
+
+        return load_geneval(path, classes=CLASSES)[:limit]
     from .shapes import prompt_set
 
     return prompt_set(limit or HELD_OUT_PROMPTS, seed=HELD_OUT_SEED)
