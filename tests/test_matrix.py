@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from dataclasses import dataclass
 from functools import partial
@@ -124,7 +125,17 @@ def judge_script(n, body, headers):
 
 
 @pytest.fixture(scope="module")
-def stand_ins(tmp_path_factory, tiny_judge, one_thread):
+def judge_server():
+    server = JudgeServer()
+    server.script = judge_script
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory, tiny_judge, judge_server, one_thread):
     """Every critic's weights and server replaced by stand-ins; yields the folder holding the prompt files."""
     from milr_rewards_geneval import random_models
 
@@ -147,25 +158,23 @@ def stand_ins(tmp_path_factory, tiny_judge, one_thread):
         if file:
             (root / file).write_text(text)
 
-    server = JudgeServer()
-    server.script = judge_script
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     for name, prefix in (("unified", "MILR_UNIFIED"), ("gpt-4o", "MILR_GPT4O"), ("wise", "MILR_WISE")):
-        env |= {f"{prefix}_BASE_URL": server.url, f"{prefix}_MODEL": name}
+        # no answer cache: every image the server sees is one the command scored
+        env |= {f"{prefix}_BASE_URL": judge_server.url, f"{prefix}_MODEL": name, f"{prefix}_CACHE_DIR": "off"}
 
     critics = registry().entries["critic"]
     with pytest.MonkeyPatch.context() as mp:
+        for variable in list(os.environ):  # the judges' settings of whoever runs the tests
+            if variable.startswith(("OPENAI_", "MILR_UNIFIED_", "MILR_GPT4O_", "MILR_WISE_")):
+                mp.delenv(variable)
         for variable, value in env.items():
             mp.setenv(variable, str(value))
-        mp.delenv("OPENAI_BASE_URL", raising=False)
         # an open_clip architecture has no environment variable: the factories take it as a keyword
         arch = random_models.SMALL_CLIP
         for name, options in (("geneval", dict(clip_arch=arch, clip_weights=clip)),
                               ("clipscore", dict(arch=arch, weights=clip)), ("t2i-clip", dict(arch=arch, weights=clip))):
             mp.setattr(critics[name], "factory", partial(critics[name].factory, **options))
         yield root
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -220,17 +229,19 @@ def check_samples(samples, stand_in: StandIn):
 
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("critic", registry().names("critic"))
-def test_critic_through_command(critic, command, stand_ins, tiny_janus_dir, settings, bench_folder, tmp_path):
+def test_critic_through_command(critic, command, stand_ins, judge_server, tiny_janus_dir, settings, bench_folder,
+                                tmp_path):
     if critic not in STAND_INS:
         pytest.fail(f"critic {critic!r} is registered but has no stand-in in tests/test_matrix.py: add one")
     stand_in = STAND_INS[critic]
     out = tmp_path / "out"
+    asked = len(judge_server.requests)
     if command == "generate":
         args = ["--backbone", tiny_janus_dir, "--critic", critic, "--steps", 1, "--config", settings, "--out", out]
         if stand_in.generate is None:  # a bare prompt lacks the metadata this critic reads
             line = one_line_error(invoke("generate", "a photo of a dog", *args, "--json"))
             assert critic in line
-            assert not (out / "final.json").exists()
+            assert not (out / "final.json").exists() and not list(out.rglob("*.png"))
             return
         done = invoke("generate", stand_in.generate, *args, "--json")
         assert done.exit_code == 0, done.output
@@ -243,27 +254,33 @@ def test_critic_through_command(critic, command, stand_ins, tiny_janus_dir, sett
         for rewards in summary["rewards"]:
             for reward in rewards:
                 check_reward(reward, stand_in)
-        return
-    if command == "eval":
+        scored = final["images_generated"]
+    elif command == "eval":
         folder = bench_folder(stand_in.prompts)
         backbone = ["--backbone", tiny_janus_dir] if stand_in.eval_backbone else []
         done = invoke("eval", folder, "--critic", critic, *backbone, "--json")
         assert done.exit_code == 0, done.output
-        scored = json.loads((folder / f"eval-{critic}.json").read_text())
-        assert len(scored["results"]) == LIMIT
-        for result in scored["results"]:
+        results = json.loads((folder / f"eval-{critic}.json").read_text())["results"]
+        assert len(results) == LIMIT
+        for result in results:
             check_samples(result["samples"], stand_in)
-        return
-    mode = command.removeprefix("bench-")
-    done = invoke(*bench_args(stand_ins, stand_in.prompts, mode, critic, tiny_janus_dir, settings, out))
-    assert done.exit_code == 0, done.output
-    assert json.loads((out / "summary.json").read_text())["finished"] == LIMIT
-    for index in range(LIMIT):
-        result = json.loads((out / f"{index:05d}" / "result.json").read_text())
-        check_samples(result["samples"], stand_in)
-        assert (out / f"{index:05d}" / result["samples"][0]["file"]).is_file()
-        images = result["samples"][0]["images"]
-        assert images == {"baseline": 1, "best-of-n": 2}.get(mode, images)
+        scored = sum(len(result["samples"]) for result in results)
+    else:
+        mode = command.removeprefix("bench-")
+        done = invoke(*bench_args(stand_ins, stand_in.prompts, mode, critic, tiny_janus_dir, settings, out))
+        assert done.exit_code == 0, done.output
+        assert json.loads((out / "summary.json").read_text())["finished"] == LIMIT
+        scored = 0
+        for index in range(LIMIT):
+            result = json.loads((out / f"{index:05d}" / "result.json").read_text())
+            check_samples(result["samples"], stand_in)
+            sample = result["samples"][0]
+            assert (out / f"{index:05d}" / sample["file"]).is_file()
+            # K = 1 with one image per step: the search stops after step 0 when its image is good enough
+            assert sample["images"] in {"baseline": (1,), "best-of-n": (2,)}.get(mode, (1, 2))
+            scored += sample["images"]
+    if critic in JUDGES:  # each image was scored once: correctness comes from that score, not a second request
+        assert len(judge_server.requests) - asked == scored
 
 
 def test_every_stand_in_is_a_registered_critic():
