@@ -241,7 +241,16 @@ class GenevalOracle(Critic):
         clip = load_open_clip(clip_arch, clip_tag, clip_weights, dev)
         return cls(model.to(dev).eval(), geneval_processor(), ColorClassifier(*clip, device=dev), **kwargs)
 
+    def check(self, record: PromptRecord) -> None:
+        # with no `include` every rule holds: a bare prompt would be judged correct whatever the image shows
+        if not record.include:
+            raise MilrError(
+                f"geneval judges GenEval records (tag, include); {record.prompt[:60]!r} has no 'include' "
+                "(a bare prompt: use `milr bench geneval` with GenEval metadata, or another critic)"
+            )
+
     def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
+        self.check(record)
         scores = []
         for found, verdict in zip(*self._judge(images, record)):
             head = "correct" if verdict.correct else f"incorrect: {verdict.reason}"

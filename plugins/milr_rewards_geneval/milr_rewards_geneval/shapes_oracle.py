@@ -53,6 +53,9 @@ class ShapesOracle(Critic):
         self.color_cutoff = color_cutoff
         self.min_area = min_area
 
+    def check(self, record: PromptRecord) -> None:
+        with_metadata(record)
+
     def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
         record = with_metadata(record)
         scores = []
