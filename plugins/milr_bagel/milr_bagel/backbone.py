@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from milr_core.hardware import pick_device, pick_dtype, rows_that_fit
@@ -97,21 +98,14 @@ class ContextCache:
         self.entries = ([e for e in self.entries if e.ids != context.ids] + [context])[-self.capacity :]
 
 
-def stack_past(contexts: list[Context]) -> tuple[KV, torch.Tensor]:
-    """Contexts of different lengths as one batch: KV zero-padded at the end, and which keys are real."""
-    longest = max(len(c.ids) for c in contexts)
+def stack_past(contexts: list[Context]) -> tuple[KV, list[int]]:
+    """Contexts of different lengths as one batch: KV zero-padded at the end, and each row's length."""
+    lengths = [len(c.ids) for c in contexts]
     kv = []
     for layer in range(len(contexts[0].kv)):
-        ks, vs = [], []
-        for c in contexts:
-            k, v = c.kv[layer]
-            pad = longest - k.shape[2]
-            ks.append(torch.nn.functional.pad(k, (0, 0, 0, pad)))
-            vs.append(torch.nn.functional.pad(v, (0, 0, 0, pad)))
-        kv.append((torch.cat(ks), torch.cat(vs)))
-    lengths = torch.tensor([len(c.ids) for c in contexts], device=kv[0][0].device)
-    real = torch.arange(longest, device=lengths.device)[None] < lengths[:, None]
-    return kv, real
+        pads = [(0, 0, 0, max(lengths) - n) for n in lengths]
+        kv.append(tuple(torch.cat([F.pad(c.kv[layer][i], pad) for c, pad in zip(contexts, pads)]) for i in (0, 1)))
+    return kv, lengths
 
 
 class BagelBackbone(Backbone):
@@ -299,17 +293,15 @@ class BagelBackbone(Backbone):
         return x
 
     def _rows(self, contexts: list[Context]):
-        """Past KV, attention mask and rotary position of image blocks drawn after these contexts."""
-        kv, real = stack_past(contexts)
-        new = torch.ones(len(contexts), self.side**2 + 2, dtype=torch.bool, device=self.device)
-        # no mask where no row is padded: SDPA may then pick its fastest kernel
-        mask = None if real.all() else torch.cat([real, new], 1)[:, None, None, :]
-        positions = torch.tensor([len(c.ids) for c in contexts], device=self.device)
-        return kv, mask, positions
+        """Past KV, each row's past length (None when all agree) and rotary position of image blocks drawn after these contexts."""
+        kv, lengths = stack_past(contexts)
+        positions = torch.tensor(lengths, device=self.device)
+        return kv, None if len(set(lengths)) == 1 else lengths, positions
 
     def _velocity(self, seq: torch.Tensor, rows) -> torch.Tensor:
-        kv, mask, positions = rows
-        out, _ = self.model.run(seq, positions[:, None].expand(-1, seq.shape[1]), kv, mask, gen=slice(1, seq.shape[1] - 1))
+        kv, lengths, positions = rows
+        out, _ = self.model.run(seq, positions[:, None].expand(-1, seq.shape[1]), kv, None, gen=slice(1, seq.shape[1] - 1),
+                                lengths=lengths)
         return self.model.llm2vae(out[:, 1:-1]).float()
 
     @torch.no_grad()

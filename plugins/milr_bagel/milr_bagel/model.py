@@ -62,7 +62,7 @@ class MoTAttention(Qwen2Attention):
         y = proj(x).unflatten(-1, (-1, self.head_dim))
         return y if norm is None else norm(y)
 
-    def forward(self, x, cos, sin, past, mask, gen):
+    def forward(self, x, cos, sin, past, mask, gen, lengths=None):
         q = by_expert(x, gen, lambda t: self._heads(t, self.q_proj, self.q_norm),
                       lambda t: self._heads(t, self.q_proj_moe_gen, self.q_norm_moe_gen))
         k = by_expert(x, gen, lambda t: self._heads(t, self.k_proj, self.k_norm),
@@ -71,10 +71,35 @@ class MoTAttention(Qwen2Attention):
                       lambda t: self._heads(t, self.v_proj_moe_gen, None))
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, heads, L, head_dim)
         q, k = apply_rotary_pos_emb(q, k, cos, sin)
-        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=True)
+        if past is None:
+            out = attend(q, k, v, mask)
+        elif lengths is None:
+            out = attend(q, torch.cat([past[0], k], 2), torch.cat([past[1], v], 2), mask)
+        else:  # pasts of different lengths, zero-padded: each run of rows attends to its own past, unpadded
+            out = torch.cat([
+                attend(q[a:b], torch.cat([past[0][a:b, :, :n], k[a:b]], 2), torch.cat([past[1][a:b, :, :n], v[a:b]], 2), mask)
+                for a, b, n in row_runs(lengths)
+            ])
         out = by_expert(out.transpose(1, 2).flatten(2), gen, self.o_proj, self.o_proj_moe_gen)
         return out, (k, v)
+
+
+def attend(q, keys, values, mask):
+    if mask is None:  # the flash kernel, grouped-query heads and all
+        return F.scaled_dot_product_attention(q, keys, values, enable_gqa=True)
+    # fused kernels that take a mask want every head's keys spelled out
+    groups = q.shape[1] // keys.shape[1]
+    return F.scaled_dot_product_attention(q, keys.repeat_interleave(groups, 1), values.repeat_interleave(groups, 1), attn_mask=mask)
+
+
+def row_runs(lengths: list[int]) -> list[tuple[int, int, int]]:
+    """(first row, end row, length) for each run of consecutive rows with the same past length."""
+    runs, start = [], 0
+    for i in range(1, len(lengths) + 1):
+        if i == len(lengths) or lengths[i] != lengths[start]:
+            runs.append((start, i, lengths[start]))
+            start = i
+    return runs
 
 
 class MoTLayer(nn.Module):
@@ -88,9 +113,9 @@ class MoTLayer(nn.Module):
         self.post_attention_layernorm = Qwen2RMSNorm(config.hidden_size, eps)
         self.post_attention_layernorm_moe_gen = Qwen2RMSNorm(config.hidden_size, eps)
 
-    def forward(self, x, cos, sin, past, mask, gen):
+    def forward(self, x, cos, sin, past, mask, gen, lengths=None):
         h = by_expert(x, gen, self.input_layernorm, self.input_layernorm_moe_gen)
-        h, kv = self.self_attn(h, cos, sin, past, mask, gen)
+        h, kv = self.self_attn(h, cos, sin, past, mask, gen, lengths)
         x = x + h
         h = by_expert(
             x,
@@ -182,13 +207,15 @@ class Bagel(nn.Module):
         past: KV | None = None,
         mask: torch.Tensor | None = None,
         gen: slice | None = None,
+        lengths: list[int] | None = None,
     ) -> tuple[torch.Tensor, KV]:
-        """Final-norm hidden states (B, L, d) and this call's (k, v) per layer (past not included)."""
+        """Final-norm hidden states (B, L, d) and this call's (k, v) per layer (past not included).
+        `lengths`: each row's real past length where the past is zero-padded to the longest."""
         lm = self.language_model.model
         cos, sin = lm.rotary_emb(embeds, positions)
         x, kv = embeds, []
         for i, layer in enumerate(lm.layers):
-            x, layer_kv = layer(x, cos, sin, None if past is None else past[i], mask, gen)
+            x, layer_kv = layer(x, cos, sin, None if past is None else past[i], mask, gen, lengths)
             kv.append(layer_kv)
         return by_expert(x, gen, lm.norm, lm.norm_moe_gen), kv
 
@@ -221,7 +248,7 @@ def random_bagel(llm_config: Qwen2Config, latent_channels: int, patch_size: int,
     embeddings, norm gains near 1 (not exactly 1, so that a swapped expert shows)."""
     with torch.device("meta"):
         model = Bagel(llm_config, latent_channels, patch_size, max_latent_side)
-    model = model.to_empty(device=device).to(dtype)
+    model = model.to(dtype).to_empty(device=device)  # cast while on meta: no full-precision copy is ever made
     gen = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
