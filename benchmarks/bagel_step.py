@@ -37,7 +37,7 @@ SHAPES = {
         resolution=1024,
     ),
     "tiny": dict(llm=None, vae=dict(block_out_channels=(32, 32), layers_per_block=1, latent_channels=4),
-                 max_latent_side=16, resolution=64),
+                 max_latent_side=8, resolution=32),
 }
 
 

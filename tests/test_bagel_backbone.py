@@ -116,3 +116,13 @@ def test_the_prompt_is_run_once_and_then_read_from_the_cache(bagel):
         bagel.model.run = original
     plan_start = len(bagel._prompt_ids("a new prompt")) + 1
     assert starts[0] < plan_start and all(s >= plan_start for s in starts[1:])
+
+
+def test_the_paper_settings_are_a_valid_run_config():
+    from pathlib import Path
+
+    from milr_core.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "plugins" / "milr_bagel" / "paper.toml")
+    assert (config.strategy, config.steps, config.lr, config.text_ratio, config.cfg_scale) == ("text-only", 10, 0.01, 0.1, 4.0)
+    assert config.text_temperature == config.continuation_temperature == 0.0

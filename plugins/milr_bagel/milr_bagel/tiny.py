@@ -37,7 +37,7 @@ VIT = dict(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidd
            image_size=980, num_channels=3, layer_norm_eps=1e-6, hidden_act="gelu_pytorch_tanh",
            model_type="siglip_vision_model")
 VAE_CHANNELS, VAE_LATENT = (32, 32), 4
-PATCH, MAX_LATENT_SIDE = 2, 16
+PATCH, MAX_LATENT_SIDE = 2, 8  # 32 px images of 8 x 8 latent tokens
 
 _TEXT = """
 You should first think about the planning process in the mind and then generate the image.
