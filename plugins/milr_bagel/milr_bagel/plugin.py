@@ -16,23 +16,11 @@ def _backbone(source: str, **kwargs):
 
 
 def _tiny(**kwargs):
-    import os
-    import shutil
-    import tempfile
-    from pathlib import Path
+    from milr_core.cache import build_once
 
     from .tiny import build_tiny
 
-    cache = Path(os.environ.get("MILR_CACHE", Path.home() / ".cache" / "milr")) / "bagel-tiny"
-    if not (cache / "ema.safetensors").exists():
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".bagel-tiny-"))
-        build_tiny(tmp)
-        try:
-            os.replace(tmp, cache)  # never seen half-built under the real name
-        except OSError:  # another process finished first: use its copy
-            shutil.rmtree(tmp)
-    return _backbone(str(cache), name="bagel-tiny", **kwargs)
+    return _backbone(str(build_once("bagel-tiny", build_tiny, "ema.safetensors")), name="bagel-tiny", **kwargs)
 
 
 @hookimpl
