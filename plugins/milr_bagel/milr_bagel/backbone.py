@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from milr_core.errors import MissingWeights
 from milr_core.hardware import pick_device, pick_dtype, rows_that_fit
 from milr_core.interfaces import TEXT, Backbone, Drawing, Reasoning
 
@@ -133,9 +134,12 @@ class BagelBackbone(Backbone):
         self.cfg_interval, self.cfg_renorm_min = cfg_interval, cfg_renorm_min
         self.fast = fast
         self.contexts = ContextCache(model, 8 if fast else 0)
-        ids = tokenizer.convert_tokens_to_ids
-        self.im_start, self.im_end = ids("<|im_start|>"), ids("<|im_end|>")
-        self.vision_start, self.vision_end = ids("<|vision_start|>"), ids("<|vision_end|>")
+        special = ("<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>")
+        vocab = tokenizer.get_vocab()
+        missing = [t for t in special if t not in vocab]
+        if missing:
+            raise MissingWeights(f"the tokenizer of backbone {name} lacks BAGEL's tokens {', '.join(missing)}")
+        self.im_start, self.im_end, self.vision_start, self.vision_end = (vocab[t] for t in special)
 
     @classmethod
     def from_pretrained(cls, source: str, device: str | None = None, dtype: str | None = None, name: str | None = None, **options):
