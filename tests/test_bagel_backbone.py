@@ -126,3 +126,43 @@ def test_the_paper_settings_are_a_valid_run_config():
     config = load_config(Path(__file__).resolve().parents[1] / "plugins" / "milr_bagel" / "paper.toml")
     assert (config.strategy, config.steps, config.lr, config.text_ratio, config.cfg_scale) == ("text-only", 10, 0.01, 0.1, 4.0)
     assert config.text_temperature == config.continuation_temperature == 0.0
+    assert (config.prefix_rule, config.loss_target, config.return_image) == ("floor", "argmax", "last")
+    assert config.max_reasoning_tokens == config.continuation_tokens == 1000
+
+
+def test_a_milr_run_moves_the_plan_redraws_the_image_and_resumes_exactly(bagel):
+    import io
+
+    from fakes import ScriptedCritic
+    from milr_core.config import RunConfig
+    from milr_core.engine import SearchState, run_milr
+    from milr_core.interfaces import PromptRecord
+    from milr_core.strategies import Joint
+
+    record = PromptRecord(PROMPT)
+    cfg = RunConfig(steps=3, lr=5.0, threshold=1.0, max_reasoning_tokens=10, continuation_temperature=0.0, seed=3)
+    rewards = [0.1, 0.3, 0.2, 0.4]
+    whole = run_milr(bagel, ScriptedCritic(rewards), Joint(), record, cfg)
+    assert [s.groups for s in whole.steps] == [[], ["text"], ["text"], ["text"]]
+    assert whole.steps[1].reasoning != whole.steps[0].reasoning  # the update moved the plan's prefix
+    pixels = [s.images[0].tobytes() for s in whole.steps]
+    assert len(set(pixels)) == 4 and whole.steps[0].images[0].size == (bagel.resolution,) * 2
+
+    states, kept = [], []
+
+    def stop(step):
+        kept.append(step)
+        if step.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_milr(bagel, ScriptedCritic(rewards), Joint(), record, cfg, on_step=stop, on_state=states.append)
+    buf = io.BytesIO()
+    torch.save(states[-1].to_dict(), buf)
+    buf.seek(0)
+    state = SearchState.from_dict(torch.load(buf, weights_only=True))
+    critic = ScriptedCritic(rewards)
+    critic.calls = 2
+    resumed = run_milr(bagel, critic, Joint(), record, cfg, resume=state, earlier=kept[:2])
+    assert [s.reasoning for s in resumed.steps] == [s.reasoning for s in whole.steps]
+    assert [s.images[0].tobytes() for s in resumed.steps] == pixels

@@ -229,7 +229,7 @@ class BagelBackbone(Backbone):
             position += 1
         all_tokens, all_hidden, ran = torch.cat(tokens, 1), torch.cat(hiddens, 1), torch.cat(ran, 1)
         fed = position - len(base)
-        out_tokens, out_hidden, texts = [], [], []
+        out_tokens, out_hidden, texts, ended = [], [], [], []
         for i in range(rows):
             # keep what this row ran, so that drawing from its plan runs only <|im_end|>
             self.contexts.put(
@@ -239,11 +239,12 @@ class BagelBackbone(Backbone):
                     ran[i],
                 )
             )
-            n = int(lengths[i]) - int(all_tokens[i, : int(lengths[i])].eq(self.im_end).any())  # drop <|im_end|>
+            ended.append(bool(all_tokens[i, : int(lengths[i])].eq(self.im_end).any()))
+            n = int(lengths[i]) - int(ended[-1])  # drop <|im_end|>
             out_tokens.append(all_tokens[i, :n].clone())
             out_hidden.append(all_hidden[i, :n].clone())
             texts.append(self._text(out_tokens[-1]))
-        return Reasoning(out_tokens, out_hidden, texts)
+        return Reasoning(out_tokens, out_hidden, texts, ended)
 
     @staticmethod
     def _sample(logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
