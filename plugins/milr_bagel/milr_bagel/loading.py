@@ -65,6 +65,8 @@ def load_parts(folder: Path, device: torch.device, dtype: torch.dtype):
         for key in f.keys():
             if not key.startswith(SKIPPED_PREFIXES):
                 state[key] = f.get_tensor(key).to(dtype)
+    if "llm2vae.weight" not in state:
+        raise MissingWeights(f"{folder / 'ema.safetensors'} has no flow head (llm2vae): not a BAGEL checkpoint with image generation")
     channels = vae.config.latent_channels
     patch = math.isqrt(state["llm2vae.weight"].shape[0] // channels)
     table = state.get("latent_pos_embed.pos_embed")
@@ -76,7 +78,8 @@ def load_parts(folder: Path, device: torch.device, dtype: torch.dtype):
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
-        raise MissingWeights(f"{folder / 'ema.safetensors'} does not fit BAGEL's layout: {str(exc).splitlines()[1].strip()}") from None
+        detail = " ".join(str(exc).split())[:300]
+        raise MissingWeights(f"{folder / 'ema.safetensors'} does not fit BAGEL's layout: {detail}") from None
     fresh_buffers(model, device)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     return model.eval().requires_grad_(False), vae, tokenizer

@@ -12,8 +12,8 @@ so their tensors in the checkpoint are skipped (`SKIPPED_PREFIXES`).
 
 A call runs `embeds` (B, L, d) after a cached past (one (k, v) pair per layer,
 each (B, kv_heads, P, head_dim)); `gen` marks the slice of positions that the
-generation expert runs: the latent tokens between <|vision_start|> and
-<|vision_end|>, which stay with the understanding expert.
+generation expert runs (an image's latent tokens; the <|vision_start|> and
+<|vision_end|> around them are text tokens and stay with the understanding expert).
 """
 
 from __future__ import annotations
@@ -236,8 +236,9 @@ class Bagel(nn.Module):
 def read_llm_config(path) -> Qwen2Config:
     """llm_config.json as published (Qwen2 keys); BAGEL's MoT settings are fixed by the architecture."""
     import json
+    from pathlib import Path
 
-    data = json.loads(open(path).read())
+    data = json.loads(Path(path).read_text())
     data.pop("architectures", None)
     return Qwen2Config(**data)
 
