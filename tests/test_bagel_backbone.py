@@ -166,3 +166,12 @@ def test_a_milr_run_moves_the_plan_redraws_the_image_and_resumes_exactly(bagel):
     resumed = run_milr(bagel, critic, Joint(), record, cfg, resume=state, earlier=kept[:2])
     assert [s.reasoning for s in resumed.steps] == [s.reasoning for s in whole.steps]
     assert [s.images[0].tobytes() for s in resumed.steps] == pixels
+
+
+def test_the_recorded_chat_strings_are_what_the_model_reads(bagel):
+    strings = bagel.prompt_strings(PROMPT)
+    encode = lambda text: bagel.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+    assert encode(strings["reasoning"]) == bagel._prompt_ids(PROMPT) + [bagel.im_start]
+    plan = "two cats on a mat"
+    assert encode(strings["image"].format(reasoning=plan)) == bagel._prompt_ids(PROMPT) + bagel._block(plan) + [bagel.vision_start]
+    assert encode(strings["image without guidance"]) == bagel._block(THINK_PROMPT) + [bagel.vision_start]

@@ -175,6 +175,14 @@ class BagelBackbone(Backbone):
     def text_logits(self, latents: torch.Tensor) -> torch.Tensor:
         return self.model.text_logits(latents.to(self.dtype)).float()
 
+    def prompt_strings(self, prompt: str) -> dict[str, str]:
+        head = f"<|im_start|>{THINK_PROMPT}<|im_end|><|im_start|>{prompt}<|im_end|>"
+        return {
+            "reasoning": head + "<|im_start|>",
+            "image": head + "<|im_start|>{reasoning}<|im_end|><|vision_start|>",
+            "image without guidance": f"<|im_start|>{THINK_PROMPT}<|im_end|><|vision_start|>",
+        }
+
     # -- token sequences --------------------------------------------------------------------
     def _block(self, text: str) -> list[int]:
         return [self.im_start, *self.tokenizer.encode(text, add_special_tokens=False), self.im_end]
