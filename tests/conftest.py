@@ -51,3 +51,11 @@ def tiny_judge(tmp_path_factory):
                                     video_processor=Qwen2VLVideoProcessor(), tokenizer=fast, chat_template=template)
     processor.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bagel_dir(tmp_path_factory):
+    """A random-weight BAGEL checkpoint folder in the published layout (see milr_bagel.tiny), built once per session."""
+    from milr_bagel.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny-bagel"))

@@ -112,7 +112,9 @@ def test_unknown_names_list_the_known_ones(fake, flag, kind, known):
 
 def test_a_backbone_path_that_does_not_exist(fake, tmp_path):
     line = fails("generate", "a cat", "-b", tmp_path / "Janus-Pro-7B")
-    assert line == f"error: backbone folder {tmp_path / 'Janus-Pro-7B'} does not exist (backbone names: fake, janus-pro-1b, janus-pro-7b, janus-shapes, janus-tiny)"
+    # the names are those of every installed backbone plugin, so only these are certain
+    assert line.startswith(f"error: backbone folder {tmp_path / 'Janus-Pro-7B'} does not exist (backbone names: ")
+    assert "fake, janus-pro-1b, janus-pro-7b, janus-shapes, janus-tiny)" in line
 
 
 @pytest.mark.parametrize(

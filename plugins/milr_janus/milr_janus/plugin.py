@@ -16,25 +16,11 @@ def _backbone(source: str, **kwargs):
 
 
 def _tiny(**kwargs):
-    import os
-    from pathlib import Path
+    from milr_core.cache import build_once
 
     from .tiny import build_tiny
 
-    cache = Path(os.environ.get("MILR_CACHE", Path.home() / ".cache" / "milr")) / "janus-tiny"
-    if not (cache / "config.json").exists():
-        import tempfile
-
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".janus-tiny-"))
-        build_tiny(tmp)
-        try:
-            os.replace(tmp, cache)  # a half-built folder is never seen under the real name
-        except OSError:  # another process (e.g. a torchrun rank) finished first: use its copy
-            import shutil
-
-            shutil.rmtree(tmp)
-    return _backbone(str(cache), **kwargs)
+    return _backbone(str(build_once("janus-tiny", build_tiny, "config.json")), **kwargs)
 
 
 def _shapes(**kwargs):
