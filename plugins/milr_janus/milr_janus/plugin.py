@@ -40,8 +40,9 @@ def _tiny(**kwargs):
 def _shipped(name: str, **kwargs):
     from pathlib import Path
 
-    # shipped inside the package (see train_shapes.py for how each was made)
-    return _backbone(str(Path(__file__).parent / "weights" / name), name=name, **kwargs)
+    # shipped inside the package (see train_shapes.py for how each was made); both were trained
+    # on the milr chat strings, so they keep them under every preset
+    return _backbone(str(Path(__file__).parent / "weights" / name), name=name, chat="milr", **kwargs)
 
 
 def _self_critic(backbone=None, **kwargs):

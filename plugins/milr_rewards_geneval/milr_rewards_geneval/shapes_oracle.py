@@ -63,7 +63,7 @@ class ShapesOracle(Critic):
             found = self.detect(image)
             verdict = self.rules(record, found)
             head = "correct" if verdict.correct else f"incorrect: {verdict.reason}"
-            scores.append(Score(verdict.fraction, f"{head} (found: {describe(found)})"))
+            scores.append(Score(verdict.fraction, f"{head} (found: {describe(found)})", verdict.correct))
         return scores
 
     def verdict(self, image: Image, record: PromptRecord) -> Verdict:
