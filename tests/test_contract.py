@@ -112,7 +112,7 @@ def test_unknown_names_list_the_known_ones(fake, flag, kind, known):
 
 def test_a_backbone_path_that_does_not_exist(fake, tmp_path):
     line = fails("generate", "a cat", "-b", tmp_path / "Janus-Pro-7B")
-    assert line == f"error: backbone folder {tmp_path / 'Janus-Pro-7B'} does not exist (backbone names: fake, janus-pro-1b, janus-pro-7b, janus-shapes, janus-tiny)"
+    assert line == f"error: backbone folder {tmp_path / 'Janus-Pro-7B'} does not exist (backbone names: fake, janus-pro-1b, janus-pro-7b, janus-scenes, janus-shapes, janus-tiny)"
 
 
 @pytest.mark.parametrize(
