@@ -13,6 +13,11 @@ are computed on the same resample (paired), and the 2.5th and 97.5th percentiles
 
     python benchmarks/scenes_table.py baseline=runs/scenes-baseline,runs/scenes-baseline-s2 \
         milr=runs/scenes-milr,runs/scenes-milr-s2 --reference baseline --out benchmarks/results/scenes.json
+
+benchmarks/results/scenes.json holds the one row measured so far (docs/research.md):
+
+    OMP_NUM_THREADS=1 milr bench scenes --mode baseline --limit 50 --seed 0 --out runs/scenes-baseline
+    python benchmarks/scenes_table.py baseline=runs/scenes-baseline --out benchmarks/results/scenes.json
 """
 
 from __future__ import annotations
