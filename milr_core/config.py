@@ -122,6 +122,17 @@ class RunConfig(BaseModel):
         "reasoning text, text-only keeps the first image's prefix) or paper (image-only writes no reasoning "
         "text, text-only draws each image without a forced prefix).",
     )
+    advantage_norm: bool = Field(
+        False,
+        description="Estimator variant: divide a step's advantages by their standard deviation over its samples "
+        "(with samples > 1), so the step size does not scale with the reward spread.",
+    )
+    trust_region: float = Field(
+        0.0,
+        ge=0,
+        description="Estimator variant: after each step, every latent vector is pulled back to within this L2 "
+        "distance of its start value (0 = off).",
+    )
     frozen: bool = Field(
         False,
         description="Resample control: the latents never move (no gradient step), everything else as in MILR; "

@@ -375,6 +375,8 @@ class Milr:
         if not groups or not valid.any():
             return None
         adv = advantages(r[valid], self.config.baseline)
+        if self.config.advantage_norm and adv.numel() > 1:
+            adv = adv / (adv.std() + 1e-6)
         loss = torch.zeros(())
         for g in groups:
             z = latents[g]
@@ -394,6 +396,12 @@ class Milr:
         loss.backward()
         for g in groups:
             optimizers[g].step()
+        if self.config.trust_region > 0:
+            with torch.no_grad():
+                for g in groups:
+                    moved = latents[g] - start[g]
+                    scale = (self.config.trust_region / moved.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1)
+                    latents[g].copy_(start[g] + moved * scale)
         return float(loss.detach())
 
 

@@ -23,12 +23,12 @@ def _tiny(**kwargs):
     return _backbone(str(build_once("janus-tiny", build_tiny, "config.json")), **kwargs)
 
 
-def _shapes(**kwargs):
+def _shipped(name: str, **kwargs):
     from pathlib import Path
 
-    # shipped inside the package (see train_shapes.py for how it was made)
-    # it was trained on its chat template with milr's instruction, so it keeps them under every preset
-    return _backbone(str(Path(__file__).parent / "weights" / "janus-shapes"), name="janus-shapes", chat="template", **kwargs)
+    # shipped inside the package (see train_shapes.py for how each was made); both were trained on
+    # their chat template with milr's instruction, so they keep it under every preset
+    return _backbone(str(Path(__file__).parent / "weights" / name), name=name, chat="template", **kwargs)
 
 
 def _self_critic(backbone=None, **kwargs):
@@ -48,8 +48,14 @@ def register_backbones(register):
     register("janus-tiny", _tiny, "a tiny random-weight Janus built on first use: exercises the code path, draws noise")
     register(
         "janus-shapes",
-        _shapes,
+        partial(_shipped, "janus-shapes"),
         "a small Janus trained on the shapes world (64 px, 64 image tokens); follows prompts only partly",
+    )
+    register(
+        "janus-scenes",
+        partial(_shipped, "janus-scenes"),
+        "a small Janus trained on the scenes world (128 px, 256 image tokens, ten prompt forms), "
+        "understanding branch included (`--critic self`); follows prompts only partly",
     )
 
 
