@@ -130,6 +130,7 @@ class RunConfig(BaseModel):
     trust_region: float = Field(
         0.0,
         ge=0,
+        allow_inf_nan=False,
         description="Estimator variant: after each step, every latent vector is pulled back to within this L2 "
         "distance of its start value (0 = off).",
     )
