@@ -45,7 +45,12 @@ class RunConfig(BaseModel):
 
 
 
+# a config file holds run settings (at the top level or under [run]) and component options
+TABLES = ("run", "backbone", "critic")
+
+
 def _read_file(path: Path) -> dict[str, Any]:
+    """The file's tables, {"run": {...}, "backbone": {...}, "critic": {...}}, the layout checked."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -69,7 +74,23 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise MilrError(f"{path}: not valid {path.suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise MilrError(f"{path}: expected a table of settings at the top level")
-    return data.get("run", data)
+    for table in TABLES:
+        if table in data and not isinstance(data[table], dict):
+            raise MilrError(f"{path}: `{table}` must be a table of settings ([{table}])")
+    if "run" in data:
+        loose = sorted(set(data) - set(TABLES))
+        if loose:
+            raise MilrError(f"{path}: `{loose[0]}` is at the top level beside a [run] table; "
+                            "put the run settings either all under [run] or all at the top level")
+        return data
+    return {"run": {k: v for k, v in data.items() if k not in TABLES},
+            **{k: v for k, v in data.items() if k in TABLES and k != "run"}}
+
+
+def read_options(path: str | Path | None) -> dict[str, dict[str, Any]]:
+    """The [backbone] and [critic] tables of a config file: options for those components."""
+    data = _read_file(Path(path)) if path else {}
+    return {kind: dict(data.get(kind, {})) for kind in ("backbone", "critic")}
 
 
 def describe(exc: ValidationError, where: str = "config") -> str:
@@ -83,7 +104,7 @@ def describe(exc: ValidationError, where: str = "config") -> str:
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
     """File settings (optional), then overrides that are not None."""
-    data = _read_file(Path(path)) if path else {}
+    data = dict(_read_file(Path(path)).get("run", {})) if path else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return RunConfig(**data)

@@ -34,7 +34,8 @@ def _score_prompt(folder: BenchDir, index: int, critic, threshold: float) -> dic
     files = sorted(p for p in (path / "samples").glob("*.png") if SAMPLE.match(p.name))
     images = [Image.open(p).convert("RGB") for p in files]
     scores = critic.score(images, record) if images else []
-    cost = {s["file"]: s for s in (folder.read_result(index) or {}).get("samples", [])}
+    done = folder.read_result(index)
+    cost = {s.file: s.model_dump() for s in (done.samples if done else [])}
     samples = []
     for file, image, score in zip(files, images, scores):
         name = f"samples/{file.name}"
@@ -54,7 +55,7 @@ def evaluate_folder(root: Path, critic_name: str, *, backbone: str | None = None
     from rich.progress import track
 
     from ..plugins import registry
-    from ..runs import atomic_json
+    from ..files import atomic_json
 
     folder = BenchDir(root)
     if not folder.root.is_dir() or not folder.prompt_indices():

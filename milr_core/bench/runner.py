@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -20,11 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import RunConfig
 from ..errors import MilrError
+from ..files import atomic_json
 from ..interfaces import PromptRecord
+from ..records import PromptResult, Summary
 from .layout import BenchDir
+from .modes import MODES
 from .summary import summarize
 
-MODES = ("baseline", "best-of-n", "milr")
 
 
 class BenchSettings(BaseModel):
@@ -35,12 +36,14 @@ class BenchSettings(BaseModel):
     benchmark: str
     prompts: int = Field(description="How many prompts (after --limit).")
     prompts_sha256: str = Field(description="Hash of the prompt records: the same file, edited, is another run.")
-    mode: Literal["baseline", "best-of-n", "milr"]
+    mode: Literal[MODES]
     n: int | None = Field(None, ge=1, le=64, description="Best-of-N: images per independent run.")
     images_per_prompt: int = Field(1, ge=1, le=1000, description="Independent runs (final images) per prompt.")
     backbone: str
     critic: str
     dtype: str | None = None
+    backbone_options: dict[str, Any] = Field(default_factory=dict, description="The backbone's resolved options.")
+    critic_options: dict[str, Any] = Field(default_factory=dict, description="The critic's resolved options.")
     run: RunConfig = Field(description="The engine settings as the mode applies them.")
 
 
@@ -75,10 +78,6 @@ def judge(critic, image, record: PromptRecord, reward: float | None, threshold: 
     return {"correct": reward is not None and reward > threshold, "judged_by": f"reward > {threshold}"}
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 class Bench:
     """One rank's share of a bench run, on loaded models."""
 
@@ -90,7 +89,7 @@ class Bench:
     def run_prompt(self, index: int) -> None:
         import torch
 
-        from ..engine import run_milr
+        from ..engine import json_number, run_milr
 
         s, record = self.settings, self.records[index]
         self.folder.start_prompt(index, record.to_dict())
@@ -103,7 +102,7 @@ class Bench:
             result = run_milr(self.backbone, self.critic, self.strategy, record,
                               s.run.model_copy(update={"seed": seed}), on_step)
             file = self.folder.write_sample(index, k, result.best_image)
-            reward = _finite(result.best_reward)
+            reward = json_number(result.best_reward)
             samples.append({
                 "file": file,
                 "seed": seed,
@@ -118,54 +117,64 @@ class Bench:
             })
         if trace:
             self.folder.write_trace(index, trace)
-        self.folder.write_result(index, {
-            "index": index, "prompt": record.prompt, "tag": record.tag, "mode": s.mode,
-            "samples": samples, "seconds": round(time.perf_counter() - t0, 3),
-        })
+        self.folder.write_result(index, PromptResult(
+            index=index, prompt=record.prompt, tag=record.tag, mode=s.mode,
+            samples=samples, seconds=round(time.perf_counter() - t0, 3),
+        ))
 
 
 def merge_summary(folder: BenchDir, settings: BenchSettings) -> dict[str, Any]:
     """summary.json from the result.json files on disk, whoever wrote them."""
-    results = [r for r in (folder.read_result(i) for i in range(settings.prompts)) if r is not None]
-    summary = {
-        "benchmark": settings.benchmark, "mode": settings.mode, "backbone": settings.backbone,
-        "critic": settings.critic, "prompts": settings.prompts, "finished": len(results),
+    results = [r.model_dump() for r in (folder.read_result(i) for i in range(settings.prompts)) if r is not None]
+    summary = Summary(
+        benchmark=settings.benchmark, mode=settings.mode, backbone=settings.backbone,
+        critic=settings.critic, prompts=settings.prompts, finished=len(results),
         **summarize(results),
-    }
-    from ..runs import atomic_json
-
+    ).model_dump(mode="json")
     atomic_json(folder.root / "summary.json", summary)
     return summary
 
 
-def _load_models(settings: BenchSettings, device: str | None):
-    from ..plugins import registry
+def _load_models(specs: dict, settings: BenchSettings, records: list[PromptRecord], device: str | None):
+    """Critic first, with the backbone standing by: its `check` of every prompt runs before
+    the backbone's weights load."""
+    from ..components import LazyBackbone, make_critic, make_strategy
 
-    reg = registry()
-    strategy = reg.create("strategy", settings.run.strategy)
-    critic_entry = reg.get("critic", settings.critic)
-    backbone = reg.backbone(settings.backbone, device=device, dtype=settings.dtype)
-    return backbone, critic_entry.factory(backbone=backbone), strategy
+    strategy = make_strategy(settings.run.strategy)
+    backbone = LazyBackbone(specs["backbone"], device, settings.dtype)
+    critic = make_critic(specs["critic"], backbone)
+    check = getattr(critic, "check", None)
+    if callable(check):
+        for record in records:
+            check(record)
+    return backbone.load(), critic, strategy
 
 
-def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, *, force_mix: bool = False,
-              device: str | None = None, environment: dict | None = None, console=None,
+def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, specs: dict, *,
+              force_mix: bool = False, device: str | None = None, environment: dict | None = None, console=None,
               show_progress: bool = True) -> dict[str, Any] | None:
     """Run this process's shard of the prompts that are not finished; on rank 0 (or alone)
     return the merged summary once every rank is done, elsewhere None."""
-    from ..runs import versions
+    from ..files import FolderLock
+    from ..records import environment as made_with
     from .dist import Dist
     from .progress import DiskProgress
 
     dist = Dist.from_env()
+    lock = FolderLock(out)
     try:
+        if dist.main:
+            lock.acquire()  # one job per folder; its other ranks work under rank 0's lock
         folder = BenchDir(out)
         flat = settings.model_dump(mode="json")
-        old = folder.check(flat, force_mix)  # every rank reads the same file, so all refuse alike
+        old = folder.check(flat, force_mix, extends=lambda n: prompts_hash(records[:n]))
         dist.barrier()  # nobody reads config.json once rank 0 may rewrite it
         device = dist.device(device)
         if dist.main:
-            env = {"versions": versions(), "world_size": dist.world, "device": device, **(environment or {})}
+            components = [specs[kind].describe() for kind in ("backbone", "critic")]
+            env = {"environment": made_with(components, device=str(device) if device else None,
+                                            dtype=settings.dtype).model_dump(mode="json"),
+                   "world_size": dist.world, **(environment or {})}
             folder.write_config(flat, env, old)
         everything = list(range(settings.prompts))
         left = [i for i in everything if not folder.finished(i)]
@@ -176,13 +185,14 @@ def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, *
             if left and not Path(settings.backbone).expanduser().is_dir():
                 # A name may download or build its weights on first use: rank 0 does that alone (inside a
                 # process group transformers' save_pretrained writes on rank 0 only). Folders load at once.
-                models = _load_models(settings, device) if dist.main else None
+                models = _load_models(specs, settings, records, device) if dist.main else None
                 dist.barrier()
             if mine:
-                bench = Bench(settings, records, folder, *(models or _load_models(settings, device)))
+                bench = Bench(settings, records, folder, *(models or _load_models(specs, settings, records, device)))
                 for i in mine:
                     bench.run_prompt(i)
             dist.barrier()
         return merge_summary(folder, settings) if dist.main else None
     finally:
+        lock.release()
         dist.close()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..runs import atomic_write
+from ..files import atomic_write
 from .page import NO_MATPLOTLIB, data_uri, esc, facts, figure_png, img, new_figure, number, page, png_uri, read_json
 
 CHART = "accuracy_by_tag.png"

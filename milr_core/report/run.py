@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MilrError
-from ..runs import atomic_write
+from ..files import atomic_write
 from .page import NO_MATPLOTLIB, data_uri, esc, facts, figure_png, img, new_figure, number, page, png_uri, read_json
 
 CURVE = "reward_curve.png"

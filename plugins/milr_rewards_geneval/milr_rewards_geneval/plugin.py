@@ -1,10 +1,21 @@
 """Registers this package's critics with milr; heavy modules load on first use."""
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from milr_core.plugins import hookimpl
 
 # Seed of the held-out `milr bench shapes` prompts; training sets must draw from other seeds.
 HELD_OUT_SEED = 7_000_001
 HELD_OUT_PROMPTS = 200
+
+
+class ShapesOracleOptions(BaseModel):
+    """`--critic-option` settings of shapes-oracle (defaults: shapes_oracle.COLOR_CUTOFF, MIN_AREA)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    color_cutoff: float = Field(50.0, gt=0, description="RGB distance within which a pixel takes a palette colour.")
+    min_area: float = Field(0.002, ge=0, lt=1, description="Smallest share of the image a shape must cover to count.")
 
 
 def _shapes_oracle(backbone=None, **kwargs):
@@ -66,7 +77,8 @@ def _t2i_compbench(backbone=None, **kwargs):
 
 @hookimpl
 def register_critics(register):
-    register("shapes-oracle", _shapes_oracle, "GenEval's rules on objects found exactly in shapes-world images")
+    register("shapes-oracle", _shapes_oracle, "GenEval's rules on objects found exactly in shapes-world images",
+             options=ShapesOracleOptions)
     register("geneval", _geneval, "GenEval's oracle: Mask2Former Swin-S detections, CLIP ViT-L-14 colours, GenEval's rules")
     register("mixed", _mixed, "GroundingDINO objects, counts and positions + BLIP VQA attributes (mean of atom scores)")
     register("clipscore", _clip("clipscore"), "CLIPScore with open_clip ViT-L-14: min(2.5 * max(cos, 0), 1)")
