@@ -15,7 +15,6 @@ import typing
 from typing import Any, Callable
 
 import typer
-from click.core import ParameterSource
 
 from .config import RunConfig
 from .errors import MilrError
@@ -51,7 +50,7 @@ def run_options(command: Callable[..., Any]) -> Callable[..., Any]:
         ctx = kwargs["ctx"] if wants_ctx else kwargs.pop("ctx")
         given = {name: kwargs.pop(name) for name in fields}
         run = {name: getattr(value, "value", value) for name, value in given.items()
-               if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)}
+               if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"}
         return command(*args, **kwargs, run=run)
 
     context = [] if wants_ctx else [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD,
