@@ -79,7 +79,7 @@ def generate(
         progress = StepProgress(cfg.steps, plain=as_json or not err.is_terminal)
         with progress:
             result = api.generate(
-                prompt, backbone=backbone, critic=critic, out=root, overwrite=overwrite, resume=resume, config=cfg,
+                prompt, backbone=backbone, critic=critic, out=out_dir if resume else root, overwrite=overwrite, resume=resume, config=cfg,
                 backbone_options={**options["backbone"], **key_values(backbone_option, "--backbone-option")},
                 critic_options={**options["critic"], **key_values(critic_option, "--critic-option")},
                 device=device, dtype=dtype, on_step=progress.step, **run,

@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .plugins import Entry, registry
+from . import plugins
+from .plugins import Entry
 from .records import Component, distribution_version, public_options
 
 
@@ -28,7 +29,7 @@ class Spec:
 
     @classmethod
     def resolve(cls, kind: str, name: str, options: dict[str, Any] | None = None) -> Spec:
-        reg = registry()
+        reg = plugins.registry()  # looked up on each call: tests swap the registry
         entry = reg.backbone_entry(name) if kind == "backbone" else reg.get(kind, name)
         if entry is None and options:
             from .errors import MilrError
@@ -54,7 +55,7 @@ class LazyBackbone:
 
     def load(self) -> Any:
         if self._loaded is None:
-            self._loaded = registry().backbone(self._spec.name, device=self._device, dtype=self._dtype,
+            self._loaded = plugins.registry().backbone(self._spec.name, device=self._device, dtype=self._dtype,
                                                options=self._spec.options)
         return self._loaded
 
@@ -67,7 +68,7 @@ def make_critic(spec: Spec, backbone: Any) -> Any:
 
 
 def make_strategy(name: str) -> Any:
-    return registry().create("strategy", name)
+    return plugins.registry().create("strategy", name)
 
 
 def hardware(backbone: Any) -> tuple[str | None, str | None]:

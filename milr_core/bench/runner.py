@@ -171,9 +171,12 @@ def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, s
         dist.barrier()  # nobody reads config.json once rank 0 may rewrite it
         device = dist.device(device)
         if dist.main:
+            from ..hardware import pick_device, pick_dtype
+
             components = [specs[kind].describe() for kind in ("backbone", "critic")]
-            env = {"environment": made_with(components, device=str(device) if device else None,
-                                            dtype=settings.dtype).model_dump(mode="json"),
+            where = pick_device(device)  # what the backbone will pick: the record names the device used
+            dtype = str(pick_dtype(where, settings.dtype)).removeprefix("torch.")
+            env = {"environment": made_with(components, device=where.type, dtype=dtype).model_dump(mode="json"),
                    "world_size": dist.world, **(environment or {})}
             folder.write_config(flat, env, old)
         everything = list(range(settings.prompts))
