@@ -205,6 +205,17 @@ def plugins(
         err.print(f"[yellow]plugin {source} failed to load:[/] {error}", highlight=False)
 
 
+def _type_name(annotation) -> str:
+    """`float`, `str | None` ... as the user would write it; `Optional[X]` shows as X (unset = default)."""
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "").replace("pathlib.", "")
+
+
 def _plugin_options(reg, name: str, as_json: bool) -> None:
     from rich.table import Table
 
@@ -215,7 +226,7 @@ def _plugin_options(reg, name: str, as_json: bool) -> None:
     for e in entries:
         for field, info in (e.options.model_fields.items() if e.options else []):
             default = info.get_default(call_default_factory=True)
-            rows.append({"kind": e.kind, "option": field, "type": getattr(info.annotation, "__name__", str(info.annotation)),
+            rows.append({"kind": e.kind, "option": field, "type": _type_name(info.annotation),
                          "default": None if default is None else str(default), "description": info.description or ""})
     if as_json:
         print(json.dumps(rows, indent=2))

@@ -218,7 +218,7 @@ def test_the_entry_point_registers_the_three_critics():
     [ep] = [ep for ep in entry_points(group="milr") if ep.value == "milr_rewards_unified.plugin"]
     assert ep.dist.name == "milr-rewards-unified"
     registered = {}
-    ep.load().register_critics(register=lambda name, factory, description="": registered.update({name: factory}))
+    ep.load().register_critics(register=lambda name, factory, description="", options=None: registered.update({name: factory}))
     assert registered == Registry.factories
 
 
