@@ -243,7 +243,7 @@ def _plugin_options(reg, name: str, as_json: bool) -> None:
 @app.command()
 def report(
     folders: list[Path] = typer.Argument(..., help="One `generate` run folder, or one or more `bench` folders to compare."),
-    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="The page to write (default: report.html in a single folder; required for several)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="The page to write (default: report.html in a single folder, comparison.html here for several)."),
 ) -> None:
     """Write an HTML page (images embedded) showing what a run or a benchmark did."""
     from .report import write_report
