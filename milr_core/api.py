@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .components import LazyBackbone, Spec, hardware, make_critic, make_strategy
-from .config import RunConfig, load_config
+from .config import RunConfig, settings_and_options
 from .errors import MilrError
 from .records import Component, Final, RunRecord, environment
 
@@ -144,13 +144,7 @@ def generate(
     started = time.monotonic()
     if not prompt.strip():
         raise MilrError("the prompt is empty")
-    cfg = config.model_copy(update=settings) if isinstance(config, RunConfig) else load_config(config, **settings)
-    if config is not None and not isinstance(config, RunConfig):
-        from .config import read_options
-
-        tables = read_options(config)  # the file's [backbone] / [critic] tables, under the options given here
-        backbone_options = {**tables["backbone"], **(backbone_options or {})}
-        critic_options = {**tables["critic"], **(critic_options or {})}
+    cfg, backbone_options, critic_options = settings_and_options(config, settings, backbone_options, critic_options)
     if resume and (out is None or overwrite):
         raise MilrError("--resume needs --out, the folder of the run to go on with, and no --overwrite")
     strategy = make_strategy(cfg.strategy)

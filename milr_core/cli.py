@@ -14,8 +14,8 @@ import typer
 
 from .api import DEFAULT_BACKBONE, DEFAULT_CRITIC
 from .bench.cli import bench, evaluate, export
-from .console import err, fail, out
-from .errors import MilrError, UnknownName
+from .console import err, explain, fail, out
+from .errors import MilrError
 from .flags import BACKBONE_OPTION, CRITIC_OPTION, key_values, run_options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
@@ -38,16 +38,6 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48] or "prompt"
-
-
-def explain(exc: MilrError) -> MilrError:
-    """An unknown name may be one a broken plugin would have registered: say which failed."""
-    from .plugins import registry
-
-    if isinstance(exc, UnknownName) and registry().failures:
-        broken = ", ".join(source for source, _ in registry().failures)
-        return MilrError(f"{exc} (plugins that failed to load: {broken}; see `milr plugins`)")
-    return exc
 
 
 @run_options

@@ -110,3 +110,15 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
         return RunConfig(**data)
     except ValidationError as exc:
         raise MilrError(describe(exc, str(path) if path else "config")) from None
+
+
+def settings_and_options(config: str | Path | RunConfig | None, settings: dict[str, Any],
+                         backbone_options: dict[str, Any] | None, critic_options: dict[str, Any] | None):
+    """(RunConfig, backbone options, critic options) of an API call: `config` (a file or a RunConfig)
+    under the keywords given; a file's [backbone] / [critic] tables under the options given."""
+    if isinstance(config, RunConfig):
+        return config.model_copy(update=settings), dict(backbone_options or {}), dict(critic_options or {})
+    tables = read_options(config)
+    return (load_config(config, **settings), {**tables["backbone"], **(backbone_options or {})},
+            {**tables["critic"], **(critic_options or {})})
+

@@ -14,3 +14,14 @@ def fail(message: str, code: int = 2) -> None:
     """The one-line error every command ends with on a user mistake; exit code 2 unless told."""
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def explain(exc: Exception) -> Exception:
+    """An unknown name may be one a broken plugin would have registered: say which failed."""
+    from .errors import MilrError, UnknownName
+    from .plugins import registry
+
+    if isinstance(exc, UnknownName) and registry().failures:
+        broken = ", ".join(source for source, _ in registry().failures)
+        return MilrError(f"{exc} (plugins that failed to load: {broken}; see `milr plugins`)")
+    return exc

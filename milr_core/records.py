@@ -142,15 +142,18 @@ def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def read(path: Path, kind: type[Record]) -> Record:
-    """A record from a JSON file, or a one-line error naming the file and what is wrong."""
+def _text(path: Path) -> str:
     try:
-        text = path.read_text()
+        return path.read_text()
     except FileNotFoundError:
         raise MilrError(f"{path} is missing") from None
     except OSError as exc:
         raise MilrError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return parse(text, kind, str(path))
+
+
+def read(path: Path, kind: type[Record]) -> Record:
+    """A record from a JSON file, or a one-line error naming the file and what is wrong."""
+    return parse(_text(path), kind, str(path))
 
 
 def parse(text: str, kind: type[Record], where: str) -> Record:
@@ -166,13 +169,7 @@ def parse(text: str, kind: type[Record], where: str) -> Record:
 
 def read_lines(path: Path, kind: type[Record]) -> list[Record]:
     """Every line of a JSON-lines file as a record; a bad line is a one-line error naming it."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise MilrError(f"{path} is missing") from None
-    except OSError as exc:
-        raise MilrError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return [parse(line, kind, f"{path} line {n}") for n, line in enumerate(text.splitlines(), start=1)]
+    return [parse(line, kind, f"{path} line {n}") for n, line in enumerate(_text(path).splitlines(), start=1)]
 
 
 def dumps(record: BaseModel) -> str:

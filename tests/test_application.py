@@ -96,14 +96,11 @@ def test_version_and_short_help():
 
 
 def test_config_file_layout_is_strict(tmp_path):
-    mixed = tmp_path / "mixed.toml"
-    mixed.write_text("steps = 3\n[run]\nlr = 0.1\n")
-    with pytest.raises(MilrError, match="`steps` is at the top level beside a \\[run\\] table"):
-        load_config(mixed)
-    unknown = tmp_path / "unknown.toml"
-    unknown.write_text("[run]\nstepz = 3\n")
-    with pytest.raises(MilrError, match="stepz"):
-        load_config(unknown)
+    for text, error in (("steps = 3\n[run]\nlr = 0.1\n", "`steps` is at the top level beside a \\[run\\] table"),
+                        ("[run]\nstepz = 3\n", "stepz"), ("critic = 3\n", "`critic` must be a table")):
+        (tmp_path / "bad.toml").write_text(text)
+        with pytest.raises(MilrError, match=error):
+            load_config(tmp_path / "bad.toml")
     both = tmp_path / "both.toml"
     both.write_text("[run]\nsteps = 3\n[critic]\nmin_area = 0.1\n[backbone]\ncompile = false\n")
     assert load_config(both).steps == 3

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, load_config, read_options
+from ..config import RunConfig, settings_and_options
 from ..errors import MilrError
 
 
@@ -55,11 +55,7 @@ def bench(
         raise MilrError(f"{name}: the prompt set is empty")
     if n_from_folder is not None:
         n = n_from(Path(n_from_folder))
-    cfg = config.model_copy(update=settings) if isinstance(config, RunConfig) else load_config(config, **settings)
-    if config is not None and not isinstance(config, RunConfig):
-        tables = read_options(config)
-        backbone_options = {**tables["backbone"], **(backbone_options or {})}
-        critic_options = {**tables["critic"], **(critic_options or {})}
+    cfg, backbone_options, critic_options = settings_and_options(config, settings, backbone_options, critic_options)
     run = mode_config(mode, cfg, n)
     backbone = backbone or benchmark.backbone or DEFAULT_BACKBONE
     critic = critic or benchmark.critic
@@ -67,7 +63,7 @@ def bench(
         raise MilrError(f"{name} has no default critic; pass --critic (see `milr plugins`)")
     # every name and option is checked before anything heavy loads
     specs = {"backbone": Spec.resolve("backbone", backbone, backbone_options),
-             "critic": Spec.resolve("critic", critic, critic_options)}
+             "critic": Spec.resolve("critic", critic, critic_options), "benchmark": Spec.resolve("benchmark", name)}
     make_strategy(run.strategy)
     settings_ = BenchSettings(
         benchmark=name, prompts=len(records), prompts_sha256=prompts_hash(records), mode=mode, n=n,

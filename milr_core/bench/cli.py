@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..console import err, fail, out
+from ..console import err, explain, fail, out
 from ..errors import MilrError
 from ..flags import BACKBONE_OPTION, CRITIC_OPTION, choices, key_values, run_options
 from .export import FORMATS
@@ -51,8 +51,6 @@ def bench(
             device=device, dtype=dtype, console=err, show_progress=True, **run,
         )
     except MilrError as exc:
-        from ..cli import explain
-
         fail(str(explain(exc)), exc.exit_code)
     if summary is None:  # not rank 0: rank 0 reports
         return

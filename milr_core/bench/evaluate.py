@@ -54,7 +54,7 @@ def evaluate_folder(root: Path, critic_name: str, *, backbone: str | None = None
                     device: str | None = None, console=None, show_progress: bool = True) -> dict[str, Any]:
     from rich.progress import track
 
-    from ..plugins import registry
+    from ..components import LazyBackbone, Spec, make_critic
     from ..files import atomic_json
 
     folder = BenchDir(root)
@@ -63,10 +63,9 @@ def evaluate_folder(root: Path, critic_name: str, *, backbone: str | None = None
     ours = (folder.root / "config.json").is_file()
     if threshold is None:
         threshold = folder.read_config()["settings"]["run"]["threshold"] if ours else DEFAULT_THRESHOLD
-    reg = registry()
-    entry = reg.get("critic", critic_name)
-    loaded = reg.backbone(backbone, device=device) if backbone else None
-    critic = entry.factory(backbone=loaded)
+    spec = Spec.resolve("critic", critic_name)
+    backbone_spec = Spec.resolve("backbone", backbone) if backbone else None
+    critic = make_critic(spec, LazyBackbone(backbone_spec, device, None) if backbone_spec else None)
     indices = [i for i in folder.prompt_indices() if not ours or folder.finished(i)]
     results = [
         _score_prompt(folder, i, critic, threshold)

@@ -173,7 +173,7 @@ def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, s
         if dist.main:
             from ..hardware import pick_device, pick_dtype
 
-            components = [specs[kind].describe() for kind in ("backbone", "critic")]
+            components = [spec.describe() for spec in specs.values()]
             where = pick_device(device)  # what the backbone will pick: the record names the device used
             dtype = str(pick_dtype(where, settings.dtype)).removeprefix("torch.")
             env = {"environment": made_with(components, device=where.type, dtype=dtype).model_dump(mode="json"),
