@@ -43,7 +43,8 @@ class Interrupted(MilrError):
 
 @dataclass
 class Generation:
-    """What `generate` returns: the best image, its reasoning text and reward, every step."""
+    """What `generate` returns: the image (the best, or the last with return_image="last"), its
+    reasoning text and reward, every step."""
 
     result: Any  # engine.Result
     record: RunRecord
@@ -57,17 +58,17 @@ class Generation:
 
     @property
     def image(self):
-        return self.result.best_image
+        return self.result.final_image
 
     @property
     def reasoning(self) -> str:
-        return self.result.best_reasoning
+        return self.result.final_reasoning
 
     @property
     def reward(self) -> float | None:
         from .engine import json_number
 
-        return json_number(self.result.best_reward)
+        return json_number(self.result.final_reward)
 
     def save(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write the run folder layout (config.json, trace.jsonl, steps/, final.*) to `folder`."""
@@ -177,8 +178,10 @@ def generate(
         if callable(check):
             check(record_)  # an unreadable prompt or an unreachable judge, before the backbone loads
         backbone_obj = lazy.load() if isinstance(lazy, LazyBackbone) else lazy
+        backbone_obj.configure(cfg)
         device_type, dtype_name = hardware(backbone_obj)
         record = record.model_copy(update={
+            "prompts": backbone_obj.prompt_strings(prompt),
             "backbone": _describe(backbone_spec, backbone_obj), "critic": _describe(critic_spec, critic_obj),
             "environment": environment([_describe(backbone_spec, backbone_obj), _describe(critic_spec, critic_obj)],
                                        device=device_type, dtype=dtype_name),
@@ -212,7 +215,7 @@ def _search(backbone, critic, strategy, prompt_record, cfg, record, run_dir, kep
     except KeyboardInterrupt:
         if not kept or run_dir is None:
             raise
-        result = Result.from_steps(kept)
+        result = Result.from_steps(kept, return_image=cfg.return_image)
         final = run_dir.write_final(result, time.monotonic() - started, interrupted=True)
         raise Interrupted(Generation(result, record, final, run_dir.root), cfg.steps) from None
     final = run_dir.write_final(result, time.monotonic() - started) if run_dir is not None else None
@@ -225,5 +228,6 @@ def _finished(run_dir) -> Generation:
     from .records import read
 
     final = read(run_dir.root / "final.json", Final)
-    result = Result.from_steps(run_dir.load_steps(run_dir.trace()), final.stopped_early)
+    steps = run_dir.load_steps(run_dir.trace())
+    result = Result.from_steps(steps, final.stopped_early, return_image=run_dir.record().run.return_image)
     return Generation(result, run_dir.record(), final, run_dir.root, already_complete=True)

@@ -60,6 +60,7 @@ def generate(
     """Generate an image for PROMPT and improve it with MILR until the critic is satisfied."""
     from . import api
     from .config import load_config, read_options
+    from .engine import json_number
     from .report import write_report
 
     root = out_dir or Path("runs") / f"{_slug(prompt)}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -92,8 +93,9 @@ def generate(
         "out": str(root),
         "final_image": str(root / "final.png"),
         "report": str(page),
-        "best_reward": result.reward,
-        "best_step": res.best_step,
+        "reward": result.reward,
+        "step": res.final_step,
+        "best_reward": json_number(res.best_reward),
         "steps_run": len(res.steps) - 1,
         "stopped_early": res.stopped_early,
         "reasoning": result.reasoning,
@@ -102,8 +104,12 @@ def generate(
     if as_json:
         print(json.dumps(summary))
     else:
-        reward = "none (the critic gave NaN for every image)" if result.reward is None else f"{result.reward:.3f}"
-        out.print(f"best reward [bold]{reward}[/] at step {res.best_step}; image: {root / 'final.png'}")
+        if result.record.run.return_image == "last":
+            label, nan = "reward of the last image", "none (the critic gave NaN)"
+        else:
+            label, nan = "best reward", "none (the critic gave NaN for every image)"
+        reward = nan if result.reward is None else f"{result.reward:.3f}"
+        out.print(f"{label} [bold]{reward}[/] at step {res.final_step}; image: {root / 'final.png'}")
         out.print(f"reasoning: {result.reasoning}", highlight=False)
         out.print(f"report: {page}", highlight=False)
 

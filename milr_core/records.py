@@ -67,6 +67,7 @@ class RunRecord(Strict):
     backbone: Component
     critic: Component
     run: RunConfig
+    prompts: dict[str, str] = Field(default_factory=dict, description="The exact chat strings the backbone sent.")
     environment: Environment
 
 
@@ -76,6 +77,7 @@ class TraceLine(Strict):
     step: int = Field(ge=0)
     groups: list[str]
     rewards: list[float | None]
+    correct: list[bool | None] = Field(default_factory=list, description="The critic's own verdicts (oracles).")
     details: list[str]
     reasoning: list[str]
     loss: float | None
@@ -84,9 +86,10 @@ class TraceLine(Strict):
 
 
 class Final(Strict):
-    """final.json: the best image of a run."""
+    """final.json: the image a run returns (the best scored, or the last with return_image = last)."""
 
-    reward: float | None = Field(description="null when the critic gave NaN for every image.")
+    reward: float | None = Field(description="null when the critic gave NaN.")
+    correct: bool | None = None
     step: int
     sample: int
     reasoning: str

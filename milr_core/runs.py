@@ -5,7 +5,7 @@ Layout::
     <out>/config.json      RunRecord: prompt, backbone and critic (with options), RunConfig, environment
     <out>/trace.jsonl      one TraceLine per step (rewards, details, reasoning, loss, image files)
     <out>/steps/<step:03d>_<sample:02d>.png   every image of every step
-    <out>/final.png        the best image seen
+    <out>/final.png        the image the run returns (the best seen, or the last with return_image = last)
     <out>/final.json       Final: its reward, step, sample and reasoning text
     <out>/state.pt         the search state after the last step in trace.jsonl, for `generate --resume`
     <out>/.milr.lock       while a process writes the folder: its PID and host
@@ -173,7 +173,7 @@ class RunDir:
                 with Image.open(self.root / name) as image:
                     images.append(image.copy())
             rewards = [math.nan if r is None else r for r in t.rewards]
-            steps.append(Step(t.step, t.groups, rewards, t.details, t.reasoning, images, t.loss, t.seconds))
+            steps.append(Step(t.step, t.groups, rewards, t.details, t.reasoning, images, t.loss, t.seconds, t.correct))
         return steps
 
     # -- writing -------------------------------------------------------------------
@@ -209,17 +209,18 @@ class RunDir:
             raise cannot_write(trace, exc) from None
 
     def write_final(self, result: Result, seconds: float, interrupted: bool = False) -> Final:
-        atomic_image(self.root / "final.png", result.best_image)
+        atomic_image(self.root / "final.png", result.final_image)
         final = Final(
-            reward=json_number(result.best_reward),
-            step=result.best_step,
-            sample=result.best_sample,
-            reasoning=result.best_reasoning,
+            reward=json_number(result.final_reward),
+            correct=result.final_correct,
+            step=result.final_step,
+            sample=result.final_sample,
+            reasoning=result.final_reasoning,
             steps_run=len(result.steps) - 1,
             images_generated=result.images_generated,
             stopped_early=result.stopped_early,
             interrupted=interrupted,
-            image=f"steps/{result.best_step:03d}_{result.best_sample:02d}.png",
+            image=f"steps/{result.final_step:03d}_{result.final_sample:02d}.png",
             finished=now(),
             seconds=round(seconds, 3),
         )
