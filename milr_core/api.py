@@ -17,6 +17,7 @@ lock, `--overwrite`, resume and interruption.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,10 +155,11 @@ def generate(
     record_ = PromptRecord(prompt)
     lazy = LazyBackbone(backbone_spec, device, dtype) if backbone_spec is not None else backbone_obj
 
-    run_dir = None
+    run_dir, created = None, False
     if out is not None:
         from .runs import RunDir
 
+        created = not Path(out).exists()
         run_dir = RunDir.reopen(Path(out)) if resume else RunDir.create(Path(out), overwrite)
     try:
         record = RunRecord(prompt=prompt, backbone=_describe(backbone_spec, backbone_obj),
@@ -194,6 +196,10 @@ def generate(
             run_dir.write_config(record)
         return _search(backbone_obj, critic_obj, strategy, record_, cfg, record, run_dir, kept, state, on_step,
                        started)
+    except BaseException:
+        if created and not (run_dir.root / "config.json").exists():
+            shutil.rmtree(run_dir.root, ignore_errors=True)  # failed before the run began: leave no empty folder
+        raise
     finally:
         if run_dir is not None:
             run_dir.close()

@@ -36,6 +36,14 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
     """MILR: test-time latent reasoning for image generators."""
 
 
+def _new_folder(base: Path) -> Path:
+    """`base`, or base-2, base-3 ... when a run of the same prompt started in the same second."""
+    n = 1
+    while (path := base if n == 1 else base.with_name(f"{base.name}-{n}")).exists():
+        n += 1
+    return path
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48] or "prompt"
 
@@ -63,7 +71,7 @@ def generate(
     from .engine import json_number
     from .report import write_report
 
-    root = out_dir or Path("runs") / f"{_slug(prompt)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    root = out_dir or _new_folder(Path("runs") / f"{_slug(prompt)}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         cfg = load_config(config, **run)
         options = read_options(config)

@@ -166,3 +166,33 @@ def test_reading_records_imports_no_torch():
     code = "import sys, milr_core, milr_core.report, milr_core.bench.export; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_critic_check_fails_before_any_backbone_loads(tmp_path, monkeypatch):
+    from milr_core import plugins
+    from milr_core.plugins import build_registry, hookimpl
+
+    loaded = []
+
+    class Picky(ScriptedCritic):
+        def check(self, record):
+            raise MilrError(f"picky cannot read {record.prompt!r}")
+
+    class Plugin:
+        @hookimpl
+        def register_backbones(self, register):
+            register("counted", lambda **kw: loaded.append(1) or FakeBackbone(), "loads are counted")
+
+        @hookimpl
+        def register_critics(self, register):
+            register("picky", lambda backbone=None, **kw: Picky([0.5]), "refuses every prompt")
+
+    reg = build_registry(extra_plugins=(Plugin(),))
+    monkeypatch.setattr(plugins, "registry", lambda: reg)
+    out = tmp_path / "run"
+    with pytest.raises(MilrError, match="picky cannot read 'a red cube'"):
+        milr.generate(PROMPT, backbone="counted", critic="picky", out=out)
+    assert loaded == [] and not out.exists()  # no weights loaded, no folder left behind
+    with pytest.raises(MilrError, match="picky cannot read"):
+        milr.bench("shapes", backbone="counted", critic="picky", limit=1, out=tmp_path / "bench")
+    assert loaded == [] and not (tmp_path / "bench" / "config.json").exists()

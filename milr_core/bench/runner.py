@@ -135,9 +135,9 @@ def merge_summary(folder: BenchDir, settings: BenchSettings) -> dict[str, Any]:
     return summary
 
 
-def _load_models(specs: dict, settings: BenchSettings, records: list[PromptRecord], device: str | None):
-    """Critic first, with the backbone standing by: its `check` of every prompt runs before
-    the backbone's weights load."""
+def _components(specs: dict, settings: BenchSettings, records: list[PromptRecord], device: str | None):
+    """(backbone standing by, critic, strategy): the critic is made first and its `check` of every
+    prompt runs before any backbone weights load (the backbone loads when first used)."""
     from ..components import LazyBackbone, make_critic, make_strategy
 
     strategy = make_strategy(settings.run.strategy)
@@ -147,7 +147,7 @@ def _load_models(specs: dict, settings: BenchSettings, records: list[PromptRecor
     if callable(check):
         for record in records:
             check(record)
-    return backbone.load(), critic, strategy
+    return backbone, critic, strategy
 
 
 def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, specs: dict, *,
@@ -170,6 +170,9 @@ def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, s
         old = folder.check(flat, force_mix, extends=lambda n: prompts_hash(records[:n]))
         dist.barrier()  # nobody reads config.json once rank 0 may rewrite it
         device = dist.device(device)
+        everything = list(range(settings.prompts))
+        left = [i for i in everything if not folder.finished(i)]
+        models = _components(specs, settings, records, device) if left else None  # before config.json
         if dist.main:
             from ..hardware import pick_device, pick_dtype
 
@@ -179,19 +182,18 @@ def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, s
             env = {"environment": made_with(components, device=where.type, dtype=dtype).model_dump(mode="json"),
                    "world_size": dist.world, **(environment or {})}
             folder.write_config(flat, env, old)
-        everything = list(range(settings.prompts))
-        left = [i for i in everything if not folder.finished(i)]
         mine = dist.shard(left)
         label = f"{settings.benchmark} {settings.mode}"
         with DiskProgress(folder, everything, label, console, enabled=dist.main and show_progress):
-            models = None
             if left and not Path(settings.backbone).expanduser().is_dir():
                 # A name may download or build its weights on first use: rank 0 does that alone (inside a
                 # process group transformers' save_pretrained writes on rank 0 only). Folders load at once.
-                models = _load_models(specs, settings, records, device) if dist.main else None
+                if dist.main:
+                    models[0].load()
                 dist.barrier()
             if mine:
-                bench = Bench(settings, records, folder, *(models or _load_models(specs, settings, records, device)))
+                backbone, critic, strategy = models
+                bench = Bench(settings, records, folder, backbone.load(), critic, strategy)
                 for i in mine:
                     bench.run_prompt(i)
             dist.barrier()
