@@ -107,7 +107,8 @@ def test_empty_prompt(fake, tmp_path, prompt):
 )
 def test_unknown_names_list_the_known_ones(fake, flag, kind, known):
     line = fails("generate", "a cat", "-b", "fake", "-c", "scripted", flag, "nope")
-    assert line.startswith(f"error: unknown {kind} 'nope'; known {kind}s: ") and known in line
+    plural = "strategies" if kind == "strategy" else f"{kind}s"
+    assert line.startswith(f"error: unknown {kind} 'nope'; known {plural}: ") and known in line
 
 
 def test_a_backbone_path_that_does_not_exist(fake, tmp_path):
