@@ -193,6 +193,9 @@ def test_a_critic_check_fails_before_any_backbone_loads(tmp_path, monkeypatch):
     with pytest.raises(MilrError, match="picky cannot read 'a red cube'"):
         milr.generate(PROMPT, backbone="counted", critic="picky", out=out)
     assert loaded == [] and not out.exists()  # no weights loaded, no folder left behind
-    with pytest.raises(MilrError, match="picky cannot read"):
-        milr.bench("shapes", backbone="counted", critic="picky", limit=1, out=tmp_path / "bench")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"tag": "single_object", "include": [{"class": "cat", "count": 1}],
+                                   "prompt": "a photo of a cat"}) + "\n")
+    with pytest.raises(MilrError, match="picky cannot read 'a photo of a cat'"):
+        milr.bench("geneval", prompts=prompts, backbone="counted", critic="picky", out=tmp_path / "bench")
     assert loaded == [] and not (tmp_path / "bench" / "config.json").exists()
