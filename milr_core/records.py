@@ -126,6 +126,7 @@ class PromptResult(BaseModel):
     mode: str | None = None
     samples: list[Sample]
     seconds: float | None = None
+    prompts: dict[str, str] = Field(default_factory=dict, description="The exact chat strings the backbone sent.")
 
 
 class Summary(BaseModel):
