@@ -173,7 +173,9 @@ def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, s
         device = dist.device(device)
         everything = list(range(settings.prompts))
         left = [i for i in everything if not folder.finished(i)]
-        models = _components(specs, settings, records, device) if left else None  # before config.json
+        # rank 0 makes the critic and checks every prompt before config.json; the others follow once it
+        # has loaded (the self critic asks its backbone, which a name may download or build on first use)
+        models = _components(specs, settings, records, device) if left and dist.main else None
         if dist.main:
             from ..hardware import pick_device, pick_dtype
 
@@ -186,14 +188,14 @@ def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, s
         mine = dist.shard(left)
         label = f"{settings.benchmark} {settings.mode}"
         with DiskProgress(folder, everything, label, console, enabled=dist.main and show_progress):
-            if left and not Path(settings.backbone).expanduser().is_dir():
+            if left:
                 # A name may download or build its weights on first use: rank 0 does that alone (inside a
-                # process group transformers' save_pretrained writes on rank 0 only). Folders load at once.
+                # process group transformers' save_pretrained writes on rank 0 only).
                 if dist.main:
                     models[0].load()
                 dist.barrier()
             if mine:
-                backbone, critic, strategy = models
+                backbone, critic, strategy = models or _components(specs, settings, records, device)
                 bench = Bench(settings, records, folder, backbone.load(), critic, strategy)
                 for i in mine:
                     bench.run_prompt(i)
