@@ -58,7 +58,9 @@ def _param_row(param, ctx) -> str:
     if param.required:
         default = "required"
     else:
-        default = "" if param.default in (None, False, ()) or getattr(param, "is_flag", False) else f"`{param.default}`"
+        value = getattr(param.default, "value", param.default)  # a choice's Enum member: its value
+        empty = value is None or value is False or value == () or getattr(param, "is_flag", False)
+        default = "" if empty else f"`{value}`"
     kind = "flag" if getattr(param, "is_flag", False) else param.display_type(ctx).strip("<>")
     return f"| {name} | {_cell(kind)} | {default} | {_cell(param.help or '')} |"
 

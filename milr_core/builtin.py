@@ -1,6 +1,6 @@
 """What milr-core itself registers: the five search strategies and the file-based benchmarks."""
 
-from .plugins import hookimpl
+from .hookspecs import hookimpl
 from .strategies import STRATEGIES
 
 

@@ -1,163 +1,159 @@
-"""`milr` command line: generate, plugins, report."""
+"""`milr` command line: generate, bench, eval, export, plugins, report; a thin layer over milr_core.api."""
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from .errors import MilrError, UnknownName
+from .api import DEFAULT_BACKBONE, DEFAULT_CRITIC
+from .bench.cli import bench, evaluate, export
+from .console import err, explain, fail, out
+from .errors import MilrError
+from .flags import BACKBONE_OPTION, CRITIC_OPTION, key_values, run_options
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="MILR: test-time latent reasoning for image generators.")
-out = Console()
-err = Console(stderr=True)
-
-DEFAULT_BACKBONE = "janus-shapes"
-DEFAULT_CRITIC = "shapes-oracle"
+app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
+                  help="MILR: test-time latent reasoning for image generators.")
 
 
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out.print(f"milr {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version of milr-core and exit.")) -> None:
+    """MILR: test-time latent reasoning for image generators."""
+
+
+def _new_folder(base: Path) -> Path:
+    """`base`, or base-2, base-3 ... when a run of the same prompt started in the same second."""
+    n = 1
+    while (path := base if n == 1 else base.with_name(f"{base.name}-{n}")).exists():
+        n += 1
+    return path
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:48] or "prompt"
 
 
-@app.command()
+@run_options
 def generate(
     ctx: typer.Context,
     prompt: str = typer.Argument(..., help="What the image should show."),
     backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", "-b", help="Backbone name (see `milr plugins`) or a local checkpoint folder."),
     critic: str = typer.Option(DEFAULT_CRITIC, "--critic", "-c", help="Critic name (see `milr plugins`)."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="milr (default) or paper: the MILR authors' procedure."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", "-s", help="joint, alt, t2v, text-only, image-only."),
-    steps: Optional[int] = typer.Option(None, "--steps", "-k", help="K: optimisation steps."),
-    samples: Optional[int] = typer.Option(None, "--samples", help="Images per step (leave-one-out baseline when > 1)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate on the latents."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Stop once a reward exceeds this."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file of RunConfig settings."),
+    backbone_option: Optional[list[str]] = BACKBONE_OPTION,
+    critic_option: Optional[list[str]] = CRITIC_OPTION,
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file: run settings, and backbone / critic option tables."),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/<prompt>-<time>)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty output folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Empty a non-empty output folder first."),
     resume: bool = typer.Option(False, "--resume", help="Go on with the interrupted run in --out; prompt and settings must be the same."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: best available)."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, float16 (default: by device)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (progress stays on stderr)."),
+    run: dict[str, Any] = None,
 ) -> None:
     """Generate an image for PROMPT and improve it with MILR until the critic is satisfied."""
-    from .config import load_config
-    from .plugins import registry
+    from . import api
+    from .config import load_config, read_options
+    from .engine import json_number
     from .report import write_report
-    from .runs import RunDir
 
+    root = out_dir or _new_folder(Path("runs") / f"{_slug(prompt)}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
-        from .bench.prompts import MAX_PROMPT, prompt_problem
-
-        if len(prompt) > MAX_PROMPT:  # checked before anything loads; the error does not echo it
-            raise MilrError(prompt_problem(prompt))
-        if not prompt.strip():
-            raise MilrError("the prompt is empty")
-        cfg = load_config(
-            config, preset=preset, steps=steps, samples=samples, lr=lr, threshold=threshold, seed=seed, strategy=strategy
-        )
-        settings = {"prompt": prompt, "backbone": backbone, "critic": critic, "run": cfg.model_dump()}
-        if resume:
-            # refuse before loading anything heavy
-            if out_dir is None or overwrite:
-                raise MilrError("--resume needs --out, the folder of the run to go on with, and no --overwrite")
-            run_dir = RunDir(out_dir, resume=True)
-            run_dir.check_settings(settings)
-            if run_dir.complete():
-                out.print(f"{out_dir} is already complete; nothing to resume", highlight=False, soft_wrap=True)
-                return
-            state = run_dir.read_state()
-        reg = registry()
-        # check every name before loading anything heavy
-        strategy_obj = reg.create("strategy", cfg.strategy)
-        critic_entry = reg.get("critic", critic)
-        backbone_obj = reg.backbone(backbone, device=device, dtype=dtype)
-        hardware = _hardware(backbone_obj)
-        if resume:
-            run_dir.check_hardware(hardware)
-        critic_obj = critic_entry.factory(backbone=backbone_obj)
-        root = out_dir or Path("runs") / f"{_slug(prompt)}-{time.strftime('%Y%m%d-%H%M%S')}"
-        from .engine import Result, json_number
-
-        if resume:
-            kept = run_dir.rewind(state.step)  # steps whose files are on disk, for an interrupted run
-        else:
-            run_dir = RunDir(root, overwrite=overwrite)
-            backbone_obj.configure(cfg)
-            run_dir.write_config({**settings, "hardware": hardware, "prompts": backbone_obj.prompt_strings(prompt)})
-            state, kept = None, []
-        try:
-            result = _run_with_progress(backbone_obj, critic_obj, strategy_obj, prompt, cfg, run_dir, as_json, kept, state)
-            interrupted = False
-        except KeyboardInterrupt:
-            if not kept:
-                raise
-            result, interrupted = Result.from_steps(kept, return_image=cfg.return_image), True
-        run_dir.write_final(result, interrupted=interrupted)
+        cfg = load_config(config, **run)
+        options = read_options(config)
+        progress = StepProgress(cfg.steps, plain=as_json or not err.is_terminal)
+        with progress:
+            result = api.generate(
+                prompt, backbone=backbone, critic=critic, out=out_dir if resume else root, overwrite=overwrite, resume=resume, config=cfg,
+                backbone_options={**options["backbone"], **key_values(backbone_option, "--backbone-option")},
+                critic_options={**options["critic"], **key_values(critic_option, "--critic-option")},
+                device=device, dtype=dtype, on_step=progress.step, **run,
+            )
+        if result.already_complete:
+            out.print(f"{root} is already complete; nothing to resume", highlight=False)
+            return
         page = write_report([root])
+    except api.Interrupted as exc:
+        write_report([root])
+        fail(f"{exc}; the steps so far, the best image and the report are in {root}; "
+             f"to go on: {_resume_command(ctx, root)}", 130)
     except KeyboardInterrupt:
-        fail("interrupted", 130)  # before the first step was on disk, or while writing the final files
+        fail("interrupted", 130)  # before the first step was on disk
     except MilrError as exc:
-        if isinstance(exc, UnknownName) and registry().failures:
-            broken = ", ".join(source for source, _ in registry().failures)
-            exc = MilrError(f"{exc} (plugins that failed to load: {broken}; see `milr plugins`)")
-        fail(str(exc), exc.exit_code)
-    if interrupted:
-        fail(
-            f"interrupted after step {kept[-1].step} of {cfg.steps}; the steps so far, the best image and the report "
-            f"are in {root}; to go on: {_resume_command(ctx, root)}",
-            130,
-        )
+        fail(str(explain(exc)), exc.exit_code)
 
+    res = result.result
     summary = {
         "out": str(root),
         "final_image": str(root / "final.png"),
         "report": str(page),
-        "reward": json_number(result.final_reward),
-        "step": result.final_step,
-        "best_reward": json_number(result.best_reward),
-        "steps_run": len(result.steps) - 1,
-        "stopped_early": result.stopped_early,
-        "reasoning": result.final_reasoning,
-        "rewards": [s.trace()["rewards"] for s in result.steps],
+        "reward": result.reward,
+        "step": res.final_step,
+        "best_reward": json_number(res.best_reward),
+        "steps_run": len(res.steps) - 1,
+        "stopped_early": res.stopped_early,
+        "reasoning": result.reasoning,
+        "rewards": [s.trace()["rewards"] for s in res.steps],
     }
     if as_json:
         print(json.dumps(summary))
     else:
-        if cfg.return_image == "last":
+        if result.record.run.return_image == "last":
             label, nan = "reward of the last image", "none (the critic gave NaN)"
         else:
             label, nan = "best reward", "none (the critic gave NaN for every image)"
-        reward = nan if summary["reward"] is None else f"{result.final_reward:.3f}"
-        out.print(f"{label} [bold]{reward}[/] at step {result.final_step}; image: {root / 'final.png'}")
-        out.print(f"reasoning: {result.final_reasoning}", highlight=False)
-        out.print(f"report: {page}", highlight=False, soft_wrap=True)
+        reward = nan if result.reward is None else f"{result.reward:.3f}"
+        out.print(f"{label} [bold]{reward}[/] at step {res.final_step}; image: {root / 'final.png'}")
+        out.print(f"reasoning: {result.reasoning}", highlight=False)
+        out.print(f"report: {page}", highlight=False)
 
 
-def _hardware(backbone) -> dict[str, str]:
-    """The device type and dtype a backbone runs on, as `--device` / `--dtype` name them."""
-    out = {}
-    if getattr(backbone, "device", None) is not None:
-        out["device"] = str(backbone.device.type if hasattr(backbone.device, "type") else backbone.device)
-    if getattr(backbone, "dtype", None) is not None:
-        out["dtype"] = str(backbone.dtype).removeprefix("torch.")
-    return out
+app.command()(generate)
+
+
+class StepProgress:
+    """A bar on a terminal; elsewhere (a log file, a pipe, --json) one plain line per step on stderr."""
+
+    def __init__(self, total: int, plain: bool):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.total = total
+        self.plain, self.best = plain, None
+        self.bar = Progress(TextColumn("[bold]MILR[/]"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
+                            TextColumn("reward {task.fields[reward]}  best {task.fields[best]}"), TimeElapsedColumn(),
+                            console=err, disable=plain)
+        self.task = self.bar.add_task("milr", total=self.total, reward="-", best="-")
+
+    def step(self, step) -> None:
+        valid = [r for r in step.rewards if r == r]
+        if valid:
+            self.best = max(valid) if self.best is None else max(self.best, *valid)
+        last = f"{max(valid):.3f}" if valid else "nan"
+        best = "-" if self.best is None else f"{self.best:.3f}"
+        if self.plain:
+            print(f"step {step.step}/{self.total} reward {last} best {best}", file=sys.stderr, flush=True)
+        self.bar.update(self.task, completed=step.step, reward=last, best=best)
+
+    def __enter__(self) -> StepProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
 
 
 def _resume_command(ctx: typer.Context, root: Path) -> str:
@@ -171,53 +167,33 @@ def _resume_command(ctx: typer.Context, root: Path) -> str:
             words.append(str(value))
         elif param.is_flag:
             words.append(param.opts[0])
+        elif param.multiple:
+            for item in value:
+                words += [param.opts[0], str(item)]
         else:
             words += [param.opts[0], str(value)]
     return shlex.join([*words, "--out", str(root), "--resume"])
 
 
-def _run_with_progress(backbone, critic, strategy, prompt, cfg, run_dir, quiet: bool, kept: list, state=None):
-    from .engine import run_milr
-    from .interfaces import PromptRecord
-
-    progress = Progress(
-        TextColumn("[bold]MILR[/]"),
-        BarColumn(),
-        TextColumn("step {task.completed}/{task.total}"),
-        TextColumn("reward {task.fields[reward]}  best {task.fields[best]}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=quiet,
-    )
-    # a resumed run starts from its earlier steps
-    best = [max((r for s in kept for r in s.rewards if not math.isnan(r)), default=float("-inf"))]
-
-    with progress:
-        task = progress.add_task("milr", total=cfg.steps, completed=kept[-1].step if kept else 0, reward="-", best="-")
-
-        def on_step(step):
-            run_dir.write_step(step)
-            kept.append(step)
-            valid = [r for r in step.rewards if r == r]
-            if valid:
-                best[0] = max(best[0], *valid)
-            last = f"{max(valid):.3f}" if valid else "nan"
-            progress.update(task, completed=step.step, reward=last, best=f"{best[0]:.3f}")
-
-        return run_milr(
-            backbone, critic, strategy, PromptRecord(prompt), cfg, on_step, run_dir.write_state, resume=state, earlier=kept[:]
-        )
-
-
 @app.command()
-def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """List the backbones, critics and strategies that are installed, and where each comes from."""
+def plugins(
+    options: Optional[str] = typer.Option(None, "--options", metavar="NAME", help="List the options of one backbone or critic."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """List the backbones, critics, strategies and benchmarks that are installed, and where each comes from."""
+    from rich.table import Table
+
     from .plugins import KINDS, registry
 
     reg = registry()
+    if options is not None:
+        _plugin_options(reg, options, as_json)
+        return
     if as_json:
         data = {
-            kind: [{"name": e.name, "source": e.source, "description": e.description} for e in reg.entries[kind].values()]
+            kind: [{"name": e.name, "source": e.source, "description": e.description,
+                    "options": sorted(e.options.model_fields) if e.options else []}
+                   for e in reg.entries[kind].values()]
             for kind in KINDS
         }
         data["failures"] = [{"source": s, "error": e} for s, e in reg.failures]
@@ -233,10 +209,45 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
         err.print(f"[yellow]plugin {source} failed to load:[/] {error}", highlight=False)
 
 
+def _type_name(annotation) -> str:
+    """`float`, `str | None` ... as the user would write it; `Optional[X]` shows as X (unset = default)."""
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "").replace("pathlib.", "")
+
+
+def _plugin_options(reg, name: str, as_json: bool) -> None:
+    from rich.table import Table
+
+    entries = [reg.entries[kind][name] for kind in ("backbone", "critic") if name in reg.entries[kind]]
+    if not entries:
+        fail(f"no backbone or critic named {name!r} (see `milr plugins`)")
+    rows = []
+    for e in entries:
+        for field, info in (e.options.model_fields.items() if e.options else []):
+            default = info.get_default(call_default_factory=True)
+            rows.append({"kind": e.kind, "option": field, "type": _type_name(info.annotation),
+                         "default": None if default is None else str(default), "description": info.description or ""})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        out.print(f"{name} takes no options", highlight=False)
+        return
+    table = Table("kind", "option", "type", "default", "description", title=f"options of {name}")
+    for r in rows:
+        table.add_row(r["kind"], r["option"], r["type"], r["default"] or "-", r["description"])
+    out.print(table)
+
+
 @app.command()
 def report(
     folders: list[Path] = typer.Argument(..., help="One `generate` run folder, or one or more `bench` folders to compare."),
-    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the page (default: report.html in the first folder)."),
+    out_file: Optional[Path] = typer.Option(None, "--out", "-o", help="The page to write (default: report.html in a single folder, comparison.html here for several)."),
 ) -> None:
     """Write an HTML page (images embedded) showing what a run or a benchmark did."""
     from .report import write_report
@@ -245,11 +256,8 @@ def report(
         page = write_report(folders, out_file)
     except MilrError as exc:
         fail(str(exc), exc.exit_code)
-    out.print(f"report: {page}", highlight=False, soft_wrap=True)
+    out.print(f"report: {page}", highlight=False)
 
-
-# `milr bench` and `milr eval` live with the runner; their heavy imports happen when they run.
-from .bench.cli import bench, evaluate, export  # noqa: E402
 
 app.command("bench")(bench)
 app.command("eval")(evaluate)

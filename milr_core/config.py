@@ -152,7 +152,12 @@ class RunConfig(BaseModel):
         return {**PRESETS[preset], **data}
 
 
+# a config file holds run settings (at the top level or under [run]) and component options
+TABLES = ("run", "backbone", "critic")
+
+
 def _read_file(path: Path) -> dict[str, Any]:
+    """The file's tables, {"run": {...}, "backbone": {...}, "critic": {...}}, the layout checked."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -176,7 +181,23 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise MilrError(f"{path}: not valid {path.suffix[1:].upper()}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise MilrError(f"{path}: expected a table of settings at the top level")
-    return data.get("run", data)
+    for table in TABLES:
+        if table in data and not isinstance(data[table], dict):
+            raise MilrError(f"{path}: `{table}` must be a table of settings ([{table}])")
+    if "run" in data:
+        loose = sorted(set(data) - set(TABLES))
+        if loose:
+            raise MilrError(f"{path}: `{loose[0]}` is at the top level beside a [run] table; "
+                            "put the run settings either all under [run] or all at the top level")
+        return data
+    return {"run": {k: v for k, v in data.items() if k not in TABLES},
+            **{k: v for k, v in data.items() if k in TABLES and k != "run"}}
+
+
+def read_options(path: str | Path | None) -> dict[str, dict[str, Any]]:
+    """The [backbone] and [critic] tables of a config file: options for those components."""
+    data = _read_file(Path(path)) if path else {}
+    return {kind: dict(data.get(kind, {})) for kind in ("backbone", "critic")}
 
 
 def describe(exc: ValidationError, where: str = "config") -> str:
@@ -190,9 +211,23 @@ def describe(exc: ValidationError, where: str = "config") -> str:
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
     """File settings (optional), then overrides that are not None."""
-    data = _read_file(Path(path)) if path else {}
+    data = dict(_read_file(Path(path)).get("run", {})) if path else {}
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return RunConfig(**data)
     except ValidationError as exc:
         raise MilrError(describe(exc, str(path) if path else "config")) from None
+
+
+def settings_and_options(config: str | Path | RunConfig | None, settings: dict[str, Any],
+                         backbone_options: dict[str, Any] | None, critic_options: dict[str, Any] | None):
+    """(RunConfig, backbone options, critic options) of an API call: `config` (a file or a RunConfig)
+    under the keywords given; a file's [backbone] / [critic] tables under the options given."""
+    if isinstance(config, RunConfig):
+        # validated again, so that a preset among `settings` fills what the config did not set
+        run = load_config(None, **{**config.model_dump(exclude_unset=True), **settings})
+        return run, dict(backbone_options or {}), dict(critic_options or {})
+    tables = read_options(config)
+    return (load_config(config, **settings), {**tables["backbone"], **(backbone_options or {})},
+            {**tables["critic"], **(critic_options or {})})
+

@@ -11,7 +11,8 @@ class UnknownName(MilrError):
     def __init__(self, kind: str, name: str, known: list[str]):
         self.kind, self.name, self.known = kind, name, known
         listed = ", ".join(sorted(known)) or "none installed"
-        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {listed}")
+        plural = "strategies" if kind == "strategy" else f"{kind}s"
+        super().__init__(f"unknown {kind} {name!r}; known {plural}: {listed}")
 
 
 class MissingWeights(MilrError):

@@ -9,8 +9,10 @@ a module that implements some of the hooks below, e.g.::
     def register_critics(register):
         register("my-critic", make_my_critic, "what it rewards")
 
-`register(name, factory, description="")` records a factory; nothing heavy is
-imported or loaded until `Registry.create` calls it.
+`register(name, factory, description="", options=None)` records a factory; nothing heavy is
+imported or loaded until `Registry.create` calls it. `options`, a pydantic model, declares the
+keyword arguments a user may set (`--critic-option key=value`, a `[critic]` table in a config
+file); the validated values reach the factory as keyword arguments and are recorded in every run.
 
 A plugin that fails while it is imported or registers (any exception, SystemExit
 included: only KeyboardInterrupt goes through) is recorded in
@@ -29,38 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pluggy
+from pydantic import BaseModel, ValidationError
 
 from .errors import MilrError, UnknownName
+from .hookspecs import GROUP, Hookspecs, hookimpl  # noqa: F401 - plugins import hookimpl from here
 
-GROUP = "milr"
 KINDS = ("backbone", "critic", "strategy", "benchmark")
-
-hookspec = pluggy.HookspecMarker(GROUP)
-hookimpl = pluggy.HookimplMarker(GROUP)
-
-
-class Hookspecs:
-    @hookspec
-    def register_backbones(self, register: Callable[..., None]) -> None:
-        """Register Backbone factories: register(name, factory, description)."""
-
-    @hookspec
-    def register_critics(self, register: Callable[..., None]) -> None:
-        """Register Critic factories: register(name, factory, description)."""
-
-    @hookspec
-    def register_strategies(self, register: Callable[..., None]) -> None:
-        """Register Strategy factories: register(name, factory, description)."""
-
-    @hookspec
-    def register_benchmarks(self, register: Callable[..., None]) -> None:
-        """Register prompt sets for `milr bench`: register(name, factory, description); the
-        factory returns a milr_core.bench.prompts.Benchmark."""
-
-    @hookspec(firstresult=True)
-    def backbone_from_path(self, path: str, device: str | None, dtype: str | None) -> Any:
-        """Load a Backbone from a local checkpoint folder this plugin understands, else return None."""
-
 
 @dataclass
 class Entry:
@@ -69,6 +45,31 @@ class Entry:
     factory: Callable[..., Any]
     description: str
     source: str  # distribution that registered it
+    #: the options the factory takes as keyword arguments (pydantic model), None: it takes none
+    options: type[BaseModel] | None = None
+
+    def resolve(self, given: dict[str, Any] | None) -> BaseModel | None:
+        """`given` (from --critic-option k=v, a [critic] table, the API) validated against the
+        declared options: an unknown key or a bad value is a one-line error naming it."""
+        given = given or {}
+        if self.options is None:
+            if given:
+                raise MilrError(f"{self.kind} {self.name} takes no options (given: {', '.join(sorted(given))})")
+            return None
+        unknown = sorted(set(given) - set(self.options.model_fields))
+        if unknown:
+            known = ", ".join(self.options.model_fields) or "none"
+            raise MilrError(f"{self.kind} {self.name} has no option {unknown[0]!r}; its options: {known}")
+        try:
+            return self.options(**given)
+        except ValidationError as exc:
+            from .config import describe
+
+            raise MilrError(describe(exc, f"{self.kind} {self.name} options")) from None
+
+    def make(self, options: BaseModel | None, **kwargs: Any) -> Any:
+        """The component, with its resolved options as keyword arguments."""
+        return self.factory(**kwargs, **(options.model_dump() if options is not None else {}))
 
 
 @dataclass
@@ -90,17 +91,27 @@ class Registry:
     def create(self, kind: str, name: str, **kwargs: Any) -> Any:
         return self.get(kind, name).factory(**kwargs)
 
-    def backbone(self, name: str, device: str | None = None, dtype: str | None = None) -> Any:
-        """A registered backbone by name, or one loaded from a checkpoint folder by the plugin that knows its format."""
-        if name not in self.entries["backbone"] and Path(name).expanduser().is_dir():
-            loaded = self.pm.hook.backbone_from_path(path=str(Path(name).expanduser()), device=device, dtype=dtype)
-            if loaded is None:
-                raise MilrError(f"no installed plugin can load the checkpoint folder {name}")
-            return loaded
-        if name not in self.entries["backbone"] and ("/" in name or name.startswith((".", "~"))):
+    def backbone_entry(self, name: str) -> Entry | None:
+        """The registered backbone of that name, or None for a checkpoint folder; else a one-line error."""
+        if name in self.entries["backbone"]:
+            return self.entries["backbone"][name]
+        if Path(name).expanduser().is_dir():
+            return None
+        if "/" in name or name.startswith((".", "~")):
             # a path, not a name: say so rather than "unknown backbone"
             raise MilrError(f"backbone folder {name} does not exist (backbone names: {', '.join(self.names('backbone'))})")
-        return self.create("backbone", name, device=device, dtype=dtype)
+        raise UnknownName("backbone", name, self.names("backbone"))
+
+    def backbone(self, name: str, device: str | None = None, dtype: str | None = None,
+                 options: BaseModel | None = None) -> Any:
+        """A registered backbone by name, or one loaded from a checkpoint folder by the plugin that knows its format."""
+        entry = self.backbone_entry(name)
+        if entry is not None:
+            return entry.make(options, device=device, dtype=dtype)
+        loaded = self.pm.hook.backbone_from_path(path=str(Path(name).expanduser()), device=device, dtype=dtype)
+        if loaded is None:
+            raise MilrError(f"no installed plugin can load the checkpoint folder {name}")
+        return loaded
 
 
 def _dist(ep: importlib.metadata.EntryPoint) -> str:
@@ -150,7 +161,8 @@ def build_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
         for impl in hook.get_hookimpls():
             source = sources[id(impl.plugin)]
 
-            def register(name: str, factory: Callable[..., Any], description: str = "", _s=source, _k=kind):
+            def register(name: str, factory: Callable[..., Any], description: str = "",
+                         options: type[BaseModel] | None = None, _s=source, _k=kind):
                 first = registry.entries[_k].get(name)
                 if first is not None:
                     registry.failures.append(
@@ -158,7 +170,7 @@ def build_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
                              f"kept, this one from {_s} is ignored")
                     )
                     return
-                registry.entries[_k][name] = Entry(_k, name, factory, description, _s)
+                registry.entries[_k][name] = Entry(_k, name, factory, description, _s, options)
 
             try:
                 impl.function(register=register)

@@ -164,7 +164,7 @@ def test_a_foreign_folder_is_not_mixed_into(tmp_path):
 
 
 def test_n_from_takes_a_milr_runs_mean_images(tmp_path):
-    from milr_core.bench.cli import _n_from
+    from milr_core.bench.api import n_from as _n_from
 
     (tmp_path / "summary.json").write_text(json.dumps({"all": {"images": 4.6}}))
     assert _n_from(tmp_path) == 5

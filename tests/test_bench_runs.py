@@ -85,7 +85,10 @@ def test_layout_is_what_genevals_evaluator_reads(setup):
         assert sorted(p.name for p in folder.iterdir()) == ["metadata.jsonl", "result.json", "samples", "trace.jsonl"]
     config = json.loads((ref / "config.json").read_text())
     assert config["settings"]["run"]["steps"] == 2 and config["settings"]["critic"] == "self"
-    assert config["world_size"] == 1 and "torch" in config["versions"]
+    env = config["environment"]
+    assert config["world_size"] == 1 and "torch" in env["versions"] and "milr-janus" in env["versions"]
+    assert env["device"] == "cpu" and env["schema_version"] == 1 and env["date"]
+    assert not (ref / ".milr.lock").exists()  # released at the end
     summary = json.loads((ref / "summary.json").read_text())
     assert summary["finished"] == PROMPTS and len(summary["tags"]) == PROMPTS
     results = [json.loads((ref / f"{i:05d}/result.json").read_text()) for i in range(PROMPTS)]
@@ -176,6 +179,27 @@ def test_changed_settings_refuse_with_one_line_unless_forced(setup):
     assert forced.exit_code == 0, forced.output
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["run"]["steps"] == 3 and config["mixed_with"][0]["run"]["steps"] == 2
+
+
+def test_a_larger_limit_goes_on_with_the_same_folder(setup):
+    from milr_core.plugins import registry
+
+    out = _copy(setup, "grown")
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*/result.json")}
+    # a prompt file whose first prompts are the folder's (the shapes set itself changes with --limit)
+    records = [(out / f"{i:05d}" / "metadata.jsonl").read_text().strip() for i in range(PROMPTS)]
+    records.append(json.dumps(registry().create("benchmark", "shapes").load(None, PROMPTS + 1)[-1].to_dict()))
+    prompts = setup["root"] / "grown.jsonl"
+    prompts.write_text("\n".join(records) + "\n")
+    args = [*_args(setup["backbone"], setup["config"], out), "--prompts", str(prompts)]
+    result = runner.invoke(app, [*args, "--limit", str(PROMPTS + 1)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.splitlines()[-1])["finished"] == PROMPTS + 1
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/result.json") if p in before} == before
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["prompts"] == PROMPTS + 1 and "mixed_with" not in config
+    smaller = runner.invoke(app, [*args, "--limit", "2"])
+    assert smaller.exit_code == 2 and "prompts: 7 -> 2" in smaller.output
 
 
 def test_eval_rescores_the_saved_images_with_another_critic(setup):

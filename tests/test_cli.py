@@ -1,6 +1,7 @@
 """`milr` as a user meets it: exit codes, one-line errors, and the files generate writes."""
 
 import json
+import re
 import shlex
 
 import pytest
@@ -12,6 +13,7 @@ from milr_core.cli import app
 from milr_core.runs import RunDir
 
 runner = CliRunner()
+PROGRESS = re.compile(r"step \d+/\d+ reward \S+ best \S+$")
 
 
 def run(*args):
@@ -21,7 +23,8 @@ def run(*args):
 def one_line_error(result, code=2):
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    # progress lines ("step k/K ...") go to stderr too when it is not a terminal
+    lines = [line for line in result.output.strip().splitlines() if line.strip() and not PROGRESS.match(line)]
     assert len(lines) == 1 and lines[0].startswith("error:"), result.output
     return lines[0]
 
@@ -72,9 +75,13 @@ def test_generate_writes_the_documented_files(tiny, tmp_path):
     assert final["reward"] == max(t["rewards"][0] for t in trace) == summary["best_reward"]
     assert Image.open(out / "final.png").tobytes() == Image.open(out / final["image"]).tobytes()
     config = json.loads((out / "config.json").read_text())
-    assert config["run"]["steps"] == 2 and config["run"]["seed"] == 1 and config["critic"] == "self"
+    assert config["run"]["steps"] == 2 and config["run"]["seed"] == 1 and config["critic"]["name"] == "self"
+    assert config["critic"]["source"] == "milr-janus" and config["schema_version"] == 1
     assert config["run"]["max_reasoning_tokens"] == 24
-    assert "torch" in config["versions"]
+    env = config["environment"]
+    assert {"torch", "milr-core", "milr-janus", "python"} <= set(env["versions"]) and env["device"] == "cpu"
+    assert env["command"] and env["host"]  # sys.argv: under CliRunner, pytest's and env["date"][:2] == "20"
+    assert final["seconds"] > 0 and final["finished"] >= env["date"]
 
     again = run("generate", "a photo of a red cube", "--backbone", tiny, "--out", str(out))
     assert "not empty" in one_line_error(again)
@@ -116,8 +123,13 @@ def test_an_interrupted_run_resumes_to_the_same_end(tiny, tmp_path, monkeypatch)
     for t in _trace(whole):
         for name in t["images"]:
             assert (part / name).read_bytes() == (whole / name).read_bytes()
-    assert json.loads((part / "final.json").read_text()) == json.loads((whole / "final.json").read_text())
+    when = ("finished", "seconds")
+    assert _without(part / "final.json", when) == _without(whole / "final.json", when)
     assert (part / "final.png").read_bytes() == (whole / "final.png").read_bytes()
+
+
+def _without(path, keys):
+    return {k: v for k, v in json.loads(path.read_text()).items() if k not in keys}
 
 
 def _trace(out):

@@ -107,7 +107,8 @@ def test_empty_prompt(fake, tmp_path, prompt):
 )
 def test_unknown_names_list_the_known_ones(fake, flag, kind, known):
     line = fails("generate", "a cat", "-b", "fake", "-c", "scripted", flag, "nope")
-    assert line.startswith(f"error: unknown {kind} 'nope'; known {kind}s: ") and known in line
+    plural = "strategies" if kind == "strategy" else f"{kind}s"
+    assert line.startswith(f"error: unknown {kind} 'nope'; known {plural}: ") and known in line
 
 
 def test_a_backbone_path_that_does_not_exist(fake, tmp_path):
@@ -229,8 +230,8 @@ def test_resume_refuses_what_it_cannot_go_on_with(fake, tmp_path):
     assert fails(*args[:-2], "--resume") == "error: --resume needs --out, the folder of the run to go on with, and no --overwrite"
     assert fails(*args[:-1], tmp_path / "elsewhere", "--resume") == f"error: {tmp_path / 'elsewhere'} holds no generate run to resume (no config.json)"
     config = json.loads((out / "config.json").read_text())
-    assert config["hardware"] == {"device": "cpu", "dtype": "float32"}
-    (out / "config.json").write_text(json.dumps({**config, "hardware": {"device": "cuda", "dtype": "float32"}}))
+    assert (config["environment"]["device"], config["environment"]["dtype"]) == ("cpu", "float32")
+    (out / "config.json").write_text(json.dumps({**config, "environment": {**config["environment"], "device": "cuda"}}))
     line = fails(*args, "--resume")
     assert line == f"error: cannot resume {out}: it was run with device = 'cuda', this one has device = 'cpu' (pass --device cuda)"
     (out / "config.json").write_text(json.dumps(config))
@@ -319,7 +320,7 @@ def test_judge_server_down(fake, tmp_path, monkeypatch):
     out = tmp_path / "run"
     line = fails("generate", "a cat", "-b", "fake", "-c", "unified", "-o", out, alone=False)
     assert line.startswith("error: unified judge ") and f"at {url}: no answer after 2 attempts; last error: " in line
-    assert _strict_json((out / "config.json").read_text())["critic"] == "unified"
+    assert _strict_json((out / "config.json").read_text())["critic"]["name"] == "unified"
 
 
 # -- real processes: plugins that break, Ctrl-C ------------------------------------------------

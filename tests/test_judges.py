@@ -235,7 +235,7 @@ def test_the_entry_point_registers_the_three_critics():
     [ep] = [ep for ep in entry_points(group="milr") if ep.value == "milr_rewards_unified.plugin"]
     assert ep.dist.name == "milr-rewards-unified"
     registered = {}
-    ep.load().register_critics(register=lambda name, factory, description="": registered.update({name: factory}))
+    ep.load().register_critics(register=lambda name, factory, description="", options=None: registered.update({name: factory}))
     assert registered == Registry.factories
 
 
@@ -383,6 +383,7 @@ def test_the_key_reaches_the_server_and_nothing_written(registry, server, tmp_pa
 
     from milr_core.config import RunConfig
     from milr_core.engine import run_milr
+    from milr_core.records import Component, RunRecord, environment
     from milr_core.runs import RunDir
     from milr_core.strategies import Joint
 
@@ -396,12 +397,14 @@ def test_the_key_reaches_the_server_and_nothing_written(registry, server, tmp_pa
 
     server.script = script
     judge = registry.create("critic", "gpt-4o", backbone=None, backoff=0.001)
-    out = RunDir(tmp_path / "run")
-    out.write_config({"critic": "gpt-4o", "settings": judge.settings.model_dump(mode="json")})
-    result = run_milr(
-        FakeBackbone(), judge, Joint(), RECORD, RunConfig(steps=2, samples=2, threshold=1.0), on_step=out.write_step
-    )
-    out.write_final(result)
+    config = RunConfig(steps=2, samples=2, threshold=1.0)
+    out = RunDir.create(tmp_path / "run")
+    out.write_config(RunRecord(prompt=RECORD.prompt, backbone=Component(name="fake"), run=config,
+                               critic=Component(name="gpt-4o", options=judge.settings.model_dump(mode="json")),
+                               environment=environment([])))
+    result = run_milr(FakeBackbone(), judge, Joint(), RECORD, config, on_step=out.write_step)
+    out.write_final(result, seconds=0.0)
+    out.close()
     assert seen and set(seen) == {f"Bearer {SECRET}"}
     assert server.requests[0][1]["model"] == "gpt-4o"
     written = [p for p in tmp_path.rglob("*") if p.is_file()]

@@ -19,6 +19,7 @@ from milr_core.cli import app
 from milr_core.config import RunConfig
 from milr_core.engine import run_milr
 from milr_core.interfaces import PromptRecord
+from milr_core.records import Component, RunRecord, environment
 from milr_core.report import write_report
 from milr_core.report.run import word_diff
 from milr_core.runs import RunDir
@@ -57,10 +58,12 @@ class Page(HTMLParser):
 
 def make_run(root, rewards, steps=3, samples=2):
     config = RunConfig(steps=steps, samples=samples, threshold=0.95, lr=0.5, strategy="alt")
-    run_dir = RunDir(root)
-    run_dir.write_config({"prompt": PROMPT, "backbone": "fake", "critic": "scripted", "run": config.model_dump()})
+    run_dir = RunDir.create(root)
+    run_dir.write_config(RunRecord(prompt=PROMPT, backbone=Component(name="fake"), critic=Component(name="scripted"),
+                                   run=config, environment=environment([])))
     result = run_milr(FakeBackbone(), ScriptedCritic(rewards), Alternate(), PromptRecord(PROMPT), config, run_dir.write_step)
-    run_dir.write_final(result)
+    run_dir.write_final(result, seconds=1.0)
+    run_dir.close()
     return result
 
 
@@ -92,7 +95,7 @@ def test_run_page_embeds_every_image(run):
     # the embedded baseline and best images are the files the run wrote
     best = Image.open(root / "final.png")
     assert page.images[1][1].convert("RGB").tobytes() == best.convert("RGB").tobytes()
-    curve = Image.open(root / "reward_curve.png")
+    curve = Image.open(root / "report-reward_curve.png")
     assert curve.size[0] > 300 and dict(page.images)["reward per step"].size == curve.size
     assert PROMPT in page.visible and "<left>" not in page_path.read_text()
 
@@ -173,12 +176,38 @@ def test_bench_folders_side_by_side(tmp_path):
     assert "counting 1 0.000 0.000 1.000 position 1 1.000 1.000 - overall (tag mean) 0.500 0.500 1.000" in page.visible
     assert '<td class="num best">1.000</td></tr>' in text
     alts = [alt for alt, _ in page.images]
-    assert alts[0] == "accuracy by tag" and (tmp_path / "accuracy_by_tag.png").is_file()
-    assert alts[1:] == ["baseline, prompt 0: reward 0.200", "best-of-n (N=3), prompt 0: reward 0.400",
+    assert alts[:2] == ["accuracy by tag", "accuracy versus images"]
+    assert (tmp_path / "compare-accuracy_by_tag.png").is_file() and (tmp_path / "compare-accuracy_vs_images.png").is_file()
+    assert alts[2:] == ["baseline, prompt 0: reward 0.200", "best-of-n (N=3), prompt 0: reward 0.400",
                         "milr, prompt 0: reward 0.900", "baseline, prompt 1: reward 0.700",
                         "best-of-n (N=3), prompt 1: reward 0.800"]
     assert "not run" in page.visible and "prompt 0 <b>" in page.visible
     assert "step 0: 0.10, best at step 2 of 2" in page.visible and 'title="best reward per step: 0.10 → NaN → 0.90"' in text
+
+
+def test_comparison_goes_to_its_own_page(tmp_path, monkeypatch):
+    a = make_bench(tmp_path / "a", "best-of-n", 2, [(0.4, False), (0.8, True)])
+    b = make_bench(tmp_path / "b", "milr", None, [(0.9, True), (0.95, True)])
+    (a / "eval-geneval.json").write_text(json.dumps({"critic": "geneval", "tags": {}, "all": {},
+                                                     "overall": {"accuracy": 0.25}}))
+    for folder in (a, b):
+        write_report([folder])
+    before = {p: p.read_bytes() for folder in (a, b) for p in folder.rglob("*") if p.is_file()}
+
+    page_path = tmp_path / "cmp.html"
+    result = CliRunner().invoke(app, ["report", str(a), str(b), "--out", str(page_path)])
+    assert result.exit_code == 0, result.output
+    after = {p: p.read_bytes() for folder in (a, b) for p in folder.rglob("*") if p.is_file()}
+    assert after == before  # neither folder's own page (nor anything else in it) changed
+
+    page = Page(page_path.read_text())
+    plot = dict(page.images)["accuracy versus images"]
+    assert plot.convert("L").getextrema()[0] < 128  # drawn, not blank
+    assert "Judged by other critics (milr eval) critic best-of-n (N=2) milr geneval 0.250 -" in page.visible
+
+    monkeypatch.chdir(tmp_path)  # several folders and no --out: comparison.html here
+    assert CliRunner().invoke(app, ["report", str(a), str(b)]).exit_code == 0
+    assert (tmp_path / "comparison.html").is_file()
 
 
 def test_cli_report_and_its_errors(run, tmp_path):

@@ -129,7 +129,7 @@ def test_scores_are_batched_and_ordered():
 
 def test_plugin_registers_the_oracle_lazily():
     registered = {}
-    plugin.register_critics(register=lambda name, factory, description="": registered.update({name: factory}))
+    plugin.register_critics(register=lambda name, factory, description="", options=None: registered.update({name: factory}))
     oracle = registered["shapes-oracle"]()
     assert isinstance(oracle, Critic) and isinstance(oracle, ShapesOracle) and oracle.name == "shapes-oracle"
 

@@ -35,7 +35,8 @@ def _score_prompt(folder: BenchDir, index: int, critic, threshold: float) -> dic
     files = sorted(p for p in (path / "samples").glob("*.png") if SAMPLE.match(p.name))
     images = [Image.open(p).convert("RGB") for p in files]
     scores = score_images(critic, images, record) if images else []
-    cost = {s["file"]: s for s in (folder.read_result(index) or {}).get("samples", [])}
+    done = folder.read_result(index)
+    cost = {s.file: s.model_dump() for s in (done.samples if done else [])}
     samples = []
     for file, image, score in zip(files, images, scores):
         name = f"samples/{file.name}"
@@ -55,8 +56,8 @@ def evaluate_folder(root: Path, critic_name: str, *, backbone: str | None = None
                     device: str | None = None, console=None, show_progress: bool = True) -> dict[str, Any]:
     from rich.progress import track
 
-    from ..plugins import registry
-    from ..runs import atomic_json
+    from ..components import LazyBackbone, Spec, make_critic
+    from ..files import atomic_json
 
     folder = BenchDir(root)
     if not folder.root.is_dir() or not folder.prompt_indices():
@@ -64,10 +65,9 @@ def evaluate_folder(root: Path, critic_name: str, *, backbone: str | None = None
     ours = (folder.root / "config.json").is_file()
     if threshold is None:
         threshold = folder.read_config()["settings"]["run"]["threshold"] if ours else DEFAULT_THRESHOLD
-    reg = registry()
-    entry = reg.get("critic", critic_name)
-    loaded = reg.backbone(backbone, device=device) if backbone else None
-    critic = entry.factory(backbone=loaded)
+    spec = Spec.resolve("critic", critic_name)
+    backbone_spec = Spec.resolve("backbone", backbone) if backbone else None
+    critic = make_critic(spec, LazyBackbone(backbone_spec, device, None) if backbone_spec else None)
     indices = [i for i in folder.prompt_indices() if not ours or folder.finished(i)]
     results = [
         _score_prompt(folder, i, critic, threshold)

@@ -61,10 +61,10 @@ def export_folder(folder: Path, fmt: str, dest: Path) -> dict[str, int]:
             unfinished += 1
             continue
         record = json.loads((bench.prompt_dir(index) / "metadata.jsonl").read_text())
-        for k, sample in enumerate(result["samples"]):
+        for k, sample in enumerate(result.samples):
             name = name_of(record, k, per_prompt)
             if name is not None:
-                _place(bench.prompt_dir(index) / sample["file"], dest / name)
+                _place(bench.prompt_dir(index) / sample.file, dest / name)
                 images += 1
         prompts += 1
     return {"images": images, "prompts": prompts, "unfinished": unfinished}

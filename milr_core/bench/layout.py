@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MilrError
-from ..runs import atomic_image, atomic_json, atomic_write
+from ..files import atomic_image, atomic_json, atomic_write
+from ..records import PromptResult, read
 
 
 def _flat(data: dict, prefix: str = "") -> dict[str, Any]:
@@ -54,15 +55,26 @@ class BenchDir:
         return sum(self.finished(i) for i in indices)
 
     # -- the run's settings ------------------------------------------------
-    def check(self, settings: dict, force_mix: bool) -> dict | None:
-        """The folder's previous config.json, after refusing settings that differ from it."""
+    def check(self, settings: dict, force_mix: bool, extends=None) -> dict | None:
+        """The folder's previous config.json, after refusing settings that differ from it.
+
+        A larger --limit on the same prompt file is the same run, longer: allowed when
+        `extends(n)` (the hash of this run's first n prompts) matches the folder's n prompts.
+        """
         path = self.root / "config.json"
         if path.is_file():
             try:
                 old = json.loads(path.read_text())
             except json.JSONDecodeError:
                 raise MilrError(f"{path} is not valid JSON; remove it or choose another --out") from None
-            diff = differences(old.get("settings", {}), settings)
+            before = old.get("settings", {})
+            grown = (extends is not None and isinstance(before.get("prompts"), int)
+                     and before["prompts"] < settings["prompts"]
+                     and extends(before["prompts"]) == before.get("prompts_sha256"))
+            if grown:
+                before = {**before, "prompts": settings["prompts"], "prompts_sha256": settings["prompts_sha256"]}
+                old = {**old, "settings": before}
+            diff = differences(before, settings)
             if diff and not force_mix:
                 raise MilrError(f"{self.root} holds a bench run with other settings ({diff}); "
                                 "choose another --out, or pass --force-mix to add to it anyway")
@@ -109,12 +121,12 @@ class BenchDir:
         text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
         atomic_write(self.prompt_dir(index) / "trace.jsonl", text.encode())
 
-    def write_result(self, index: int, result: dict) -> None:
-        atomic_json(self.prompt_dir(index) / "result.json", result)
+    def write_result(self, index: int, result: PromptResult) -> None:
+        atomic_json(self.prompt_dir(index) / "result.json", result.model_dump(mode="json"))
 
-    def read_result(self, index: int) -> dict | None:
+    def read_result(self, index: int) -> PromptResult | None:
         path = self.prompt_dir(index) / "result.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        return read(path, PromptResult) if path.is_file() else None
 
     def prompt_indices(self) -> list[int]:
         """Indices of the prompt folders on disk (GenEval's rule: names of digits only)."""

@@ -8,6 +8,7 @@ would make it look fast).
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -25,8 +26,13 @@ def _eta(seconds: float) -> str:
 
 
 class DiskProgress:
+    """A bar on a terminal; elsewhere (a log file, a pipe) one plain line each time the count moves."""
+
     def __init__(self, folder: BenchDir, indices: list[int], label: str, console: Console, enabled: bool = True):
-        self.folder, self.indices, self.enabled = folder, indices, enabled
+        self.folder, self.indices, self.enabled, self.label = folder, indices, enabled, label
+        self.console = console
+        self.plain = console is None or not console.is_terminal
+        self.shown = -1
         self.progress = Progress(
             TextColumn(f"[bold]{label}[/]"),
             BarColumn(),
@@ -34,6 +40,7 @@ class DiskProgress:
             TextColumn("prompts  ETA {task.fields[eta]}"),
             TimeElapsedColumn(),
             console=console,
+            disable=self.plain,
         )
         self.task = self.progress.add_task("bench", total=len(indices), eta="-")
         self.start_done = folder.count_finished(indices)
@@ -46,7 +53,11 @@ class DiskProgress:
         gained, elapsed = done - self.start_done, time.monotonic() - self.start_time
         left = len(self.indices) - done
         eta = _eta(elapsed / gained * left) if gained > 0 else "-"
-        self.progress.update(self.task, completed=done, eta=eta if left else "0:00:00")
+        eta = eta if left else "0:00:00"
+        self.progress.update(self.task, completed=done, eta=eta)
+        if self.plain and done != self.shown:
+            self.shown = done
+            print(f"{self.label}: {done}/{len(self.indices)} prompts, ETA {eta}", file=sys.stderr, flush=True)
 
     def _poll(self) -> None:
         while not self.stop_event.wait(POLL_SECONDS):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -20,11 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import RunConfig
 from ..errors import MilrError
+from ..files import atomic_json
 from ..interfaces import PromptRecord
+from ..records import PromptResult, Summary
 from .layout import BenchDir
+from .modes import MODES
 from .summary import summarize
 
-MODES = ("baseline", "best-of-n", "milr", "resample")
 
 
 class BenchSettings(BaseModel):
@@ -35,12 +36,14 @@ class BenchSettings(BaseModel):
     benchmark: str
     prompts: int = Field(description="How many prompts (after --limit).")
     prompts_sha256: str = Field(description="Hash of the prompt records: the same file, edited, is another run.")
-    mode: Literal["baseline", "best-of-n", "milr", "resample"]
+    mode: Literal[MODES]
     n: int | None = Field(None, ge=1, le=64, description="Best-of-N: images per independent run.")
     images_per_prompt: int = Field(1, ge=1, le=1000, description="Independent runs (final images) per prompt.")
     backbone: str
     critic: str
     dtype: str | None = None
+    backbone_options: dict[str, Any] = Field(default_factory=dict, description="The backbone's resolved options.")
+    critic_options: dict[str, Any] = Field(default_factory=dict, description="The critic's resolved options.")
     run: RunConfig = Field(description="The engine settings as the mode applies them.")
 
 
@@ -114,72 +117,90 @@ class Bench:
             })
         if trace:
             self.folder.write_trace(index, trace)
-        self.folder.write_result(index, {
-            "index": index, "prompt": record.prompt, "tag": record.tag, "mode": s.mode,
-            "samples": samples, "seconds": round(time.perf_counter() - t0, 3),
-            "prompts": self.backbone.prompt_strings(record.prompt),  # the chat strings the run's preset sent
-        })
+        self.folder.write_result(index, PromptResult(
+            index=index, prompt=record.prompt, tag=record.tag, mode=s.mode,
+            samples=samples, seconds=round(time.perf_counter() - t0, 3),
+            prompts=self.backbone.prompt_strings(record.prompt),  # the chat strings the run's preset sent
+        ))
 
 
 def merge_summary(folder: BenchDir, settings: BenchSettings) -> dict[str, Any]:
     """summary.json from the result.json files on disk, whoever wrote them."""
-    results = [r for r in (folder.read_result(i) for i in range(settings.prompts)) if r is not None]
-    summary = {
-        "benchmark": settings.benchmark, "mode": settings.mode, "backbone": settings.backbone,
-        "critic": settings.critic, "prompts": settings.prompts, "finished": len(results),
+    results = [r.model_dump() for r in (folder.read_result(i) for i in range(settings.prompts)) if r is not None]
+    summary = Summary(
+        benchmark=settings.benchmark, mode=settings.mode, backbone=settings.backbone,
+        critic=settings.critic, prompts=settings.prompts, finished=len(results),
         **summarize(results),
-    }
-    from ..runs import atomic_json
-
+    ).model_dump(mode="json")
     atomic_json(folder.root / "summary.json", summary)
     return summary
 
 
-def _load_models(settings: BenchSettings, device: str | None):
-    from ..plugins import registry
+def _components(specs: dict, settings: BenchSettings, records: list[PromptRecord], device: str | None):
+    """(backbone standing by, critic, strategy): the critic is made first and its `check` of every
+    prompt runs before any backbone weights load (the backbone loads when first used)."""
+    from ..components import LazyBackbone, make_critic, make_strategy
 
-    reg = registry()
-    strategy = reg.create("strategy", settings.run.strategy)
-    critic_entry = reg.get("critic", settings.critic)
-    backbone = reg.backbone(settings.backbone, device=device, dtype=settings.dtype)
-    return backbone, critic_entry.factory(backbone=backbone), strategy
+    strategy = make_strategy(settings.run.strategy)
+    backbone = LazyBackbone(specs["backbone"], device, settings.dtype)
+    critic = make_critic(specs["critic"], backbone)
+    check = getattr(critic, "check", None)
+    if callable(check):
+        for record in records:
+            check(record)
+    return backbone, critic, strategy
 
 
-def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, *, force_mix: bool = False,
-              device: str | None = None, environment: dict | None = None, console=None,
+def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, specs: dict, *,
+              force_mix: bool = False, device: str | None = None, environment: dict | None = None, console=None,
               show_progress: bool = True) -> dict[str, Any] | None:
     """Run this process's shard of the prompts that are not finished; on rank 0 (or alone)
     return the merged summary once every rank is done, elsewhere None."""
-    from ..runs import versions
+    from ..files import FolderLock
+    from ..records import environment as made_with
     from .dist import Dist
     from .progress import DiskProgress
 
     dist = Dist.from_env()
+    lock = FolderLock(out)
     try:
+        if dist.main:
+            lock.acquire()  # one job per folder; its other ranks work under rank 0's lock
         folder = BenchDir(out)
         flat = settings.model_dump(mode="json")
-        old = folder.check(flat, force_mix)  # every rank reads the same file, so all refuse alike
+        old = folder.check(flat, force_mix, extends=lambda n: prompts_hash(records[:n]))
         dist.barrier()  # nobody reads config.json once rank 0 may rewrite it
         device = dist.device(device)
-        if dist.main:
-            env = {"versions": versions(), "world_size": dist.world, "device": device, **(environment or {})}
-            folder.write_config(flat, env, old)
         everything = list(range(settings.prompts))
         left = [i for i in everything if not folder.finished(i)]
+        # rank 0 makes the critic and checks every prompt before config.json; the others follow once it
+        # has loaded (the self critic asks its backbone, which a name may download or build on first use)
+        models = _components(specs, settings, records, device) if left and dist.main else None
+        if dist.main:
+            from ..hardware import pick_device, pick_dtype
+
+            components = [spec.describe() for spec in specs.values()]
+            where = pick_device(device)  # what the backbone will pick: the record names the device used
+            dtype = str(pick_dtype(where, settings.dtype)).removeprefix("torch.")
+            env = {"environment": made_with(components, device=where.type, dtype=dtype).model_dump(mode="json"),
+                   "world_size": dist.world, **(environment or {})}
+            folder.write_config(flat, env, old)
         mine = dist.shard(left)
         label = f"{settings.benchmark} {settings.mode}"
         with DiskProgress(folder, everything, label, console, enabled=dist.main and show_progress):
-            models = None
-            if left and not Path(settings.backbone).expanduser().is_dir():
+            if left:
                 # A name may download or build its weights on first use: rank 0 does that alone (inside a
-                # process group transformers' save_pretrained writes on rank 0 only). Folders load at once.
-                models = _load_models(settings, device) if dist.main else None
+                # process group transformers' save_pretrained writes on rank 0 only).
+                if dist.main:
+                    models[0].load()
                 dist.barrier()
             if mine:
-                bench = Bench(settings, records, folder, *(models or _load_models(settings, device)))
+                backbone, critic, strategy = models or _components(specs, settings, records, device)
+                bench = Bench(settings, records, folder, backbone.load(), critic, strategy)
                 for i in mine:
                     bench.run_prompt(i)
             dist.barrier()
         return merge_summary(folder, settings) if dist.main else None
     finally:
+        lock.release()
         dist.close()

@@ -2,12 +2,13 @@
 
 The page is self-contained: every image is embedded as base64 (full size for a
 run's baseline and final image, JPEG thumbnails elsewhere), so the one file can
-be mailed or attached to an issue. Its plots are also written as PNG files:
-`reward_curve.png` in a run folder, `accuracy_by_tag.png` beside a bench page.
+be mailed or attached to an issue. Its plots are also written as PNG files beside
+it, named after it: `report-reward_curve.png`, `report-accuracy_by_tag.png` ...
 
 - one `generate` run folder (it has trace.jsonl) -> `<run>/report.html`
-- one or more `bench` folders (each has summary.json) -> `<first>/report.html`,
-  the folders side by side (e.g. baseline, Best-of-N and MILR)
+- one `bench` folder (it has summary.json) -> `<bench>/report.html`
+- several bench folders side by side (e.g. baseline, Best-of-N and MILR) -> the
+  page named by `--out` (default `comparison.html` here): no folder's own page changes
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from ..errors import MilrError
 
 PAGE = "report.html"
+COMPARISON = Path("comparison.html")
 
 
 def write_report(roots: list[Path], out: Path | None = None) -> Path:
@@ -31,7 +33,7 @@ def write_report(roots: list[Path], out: Path | None = None) -> Path:
             kinds.append("run")
         else:
             raise MilrError(f"{root} is neither a generate run folder (no trace.jsonl) nor a bench folder (no summary.json)")
-    target = out or roots[0] / PAGE
+    target = out or (roots[0] / PAGE if len(roots) == 1 else COMPARISON)
     if kinds == ["run"]:
         from .run import write_run_report
 

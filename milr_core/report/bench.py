@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..runs import atomic_write
-from .page import NO_MATPLOTLIB, data_uri, esc, facts, figure_png, img, new_figure, number, page, png_uri, read_json
+from ..files import atomic_write
+from ..records import Environment, PromptResult, Summary, read
+from .page import NO_MATPLOTLIB, data_uri, esc, facts, figure_png, img, made_with, new_figure, number, page, png_uri, read_json
 
 CHART = "accuracy_by_tag.png"
+COST_CHART = "accuracy_vs_images.png"
+COLOURS = {"baseline": "#6e7781", "best-of-n": "#bf8700", "milr": "#1f6feb", "resample": "#8250df"}
 THUMB = 128
 TOTALS = (("overall", "overall (tag mean)"), ("all", "all images"))
 METRICS = (  # (summary key, title, digits, bold the highest: costs are not ranked)
@@ -33,6 +36,12 @@ class Bench:
     label: str
     summary: dict[str, Any]
     results: dict[int, dict[str, Any]]  # prompt index -> result.json
+    config: dict[str, Any]  # config.json: settings and how the run was made
+    evals: dict[str, dict[str, Any]]  # critic -> eval-<critic>.json (`milr eval`)
+
+    @property
+    def mode(self) -> str:
+        return self.summary.get("mode") or self.config.get("settings", {}).get("mode") or self.root.name
 
     def value(self, row: str, metric: str) -> float | None:
         group = self.summary.get(row) if row in dict(TOTALS) else self.summary.get("tags", {}).get(row)
@@ -40,16 +49,21 @@ class Bench:
 
 
 def load_bench(root: Path) -> Bench:
-    summary = read_json(root / "summary.json")
-    settings = read_json(root / "config.json").get("settings", {}) if (root / "config.json").is_file() else {}
+    summary = read(root / "summary.json", Summary).model_dump()
+    config = read_json(root / "config.json") if (root / "config.json").is_file() else {}
+    settings = config.get("settings", {})
     mode = summary.get("mode") or settings.get("mode") or root.name
     label = f"{mode} (N={settings['n']})" if settings.get("n") else mode
     results = {
-        int(p.name): read_json(p / "result.json")
+        int(p.name): read(p / "result.json", PromptResult).model_dump()
         for p in sorted(root.iterdir())
         if p.name.isdigit() and (p / "result.json").is_file()
     }
-    return Bench(root, label, summary, results)
+    evals = {}
+    for path in sorted(root.glob("eval-*.json")):
+        data = read(path, Summary).model_dump()
+        evals[str(data.get("critic") or path.stem.removeprefix("eval-"))] = data
+    return Bench(root, label, summary, results, config, evals)
 
 
 def _labelled(benches: list[Bench]) -> list[Bench]:
@@ -103,6 +117,68 @@ def accuracy_chart(benches: list[Bench]) -> bytes | None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(benches), frameon=False)
     return figure_png(fig)
+
+
+def accuracy_vs_images(benches: list[Bench]) -> bytes | None:
+    """Accuracy (tag mean) against mean images per final image, one line per mode: MILR's claim
+    is more accuracy per image than Best-of-N at several N; None without matplotlib."""
+    fig = new_figure(6.0, 3.4)
+    if fig is None:
+        return None
+    ax = fig.add_subplot()
+    modes: dict[str, list[tuple[float, float, str]]] = {}
+    for b in benches:
+        images, accuracy = b.value("all", "images"), b.value("overall", "accuracy")
+        if images is not None and accuracy is not None:
+            modes.setdefault(b.mode, []).append((images, accuracy, b.label))
+    for mode, points in modes.items():
+        points.sort()
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        ax.plot(xs, ys, marker="o", color=COLOURS.get(mode), label=mode)
+        for x, y, label in points:
+            ax.annotate(label.removeprefix(mode).strip(" ·") or mode, (x, y), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7)
+    ax.set(xlabel="images generated per final image", ylabel="accuracy (tag mean)", ylim=(0, 1.05))
+    ax.set_xscale("log", base=2)
+    ax.grid(alpha=0.3)
+    if modes:
+        ax.legend(fontsize=8)
+    return figure_png(fig)
+
+
+def _made(benches: list[Bench]) -> str:
+    """Per folder: the settings that decide its numbers, then when, where and with what it ran."""
+    rows = []
+    for b in benches:
+        s = b.config.get("settings", {})
+        run = s.get("run", {})
+        shown = [("backbone", s.get("backbone")), ("critic", s.get("critic")), ("K", run.get("steps")),
+                 ("samples", run.get("samples")), ("N", s.get("n")), ("images per prompt", s.get("images_per_prompt")),
+                 ("seed", run.get("seed")), ("strategy", run.get("strategy")), ("threshold", run.get("threshold"))]
+        shown += [(f"critic option {k}", v) for k, v in (s.get("critic_options") or {}).items()]
+        shown += [(f"backbone option {k}", v) for k, v in (s.get("backbone_options") or {}).items()]
+        env = b.config.get("environment")
+        rows.append(f"<h3>{esc(b.label)} <small>{esc(str(b.root))}</small></h3>"
+                    f"{facts([(k, v) for k, v in shown if v is not None], 'facts settings')}"
+                    f"{made_with(Environment.model_validate(env) if env else None)}")
+    return "<h2>How each folder was made</h2>" + "".join(rows)
+
+
+def _evals(benches: list[Bench]) -> str:
+    """`milr eval` results: accuracy (tag mean) by the critic that judged each folder's final images."""
+    critics = sorted({c for b in benches for c in b.evals})
+    if not critics:
+        return ""
+    head = "".join(f'<th class="num">{esc(b.label)}</th>' for b in benches)
+    rows = []
+    for c in critics:
+        cells = []
+        for b in benches:
+            value = (b.evals.get(c) or {}).get("overall", {}).get("accuracy")
+            cells.append(f'<td class="num">{"-" if value is None else f"{value:.3f}"}</td>')
+        rows.append(f"<tr><th>{esc(c)}</th>{''.join(cells)}</tr>")
+    return ("<h2>Judged by other critics (milr eval)</h2>"
+            f'<table class="scores"><tr><th>critic</th>{head}</tr>{"".join(rows)}</table>')
 
 
 def trajectory(folder: Path) -> list[float | None]:
@@ -164,25 +240,31 @@ def _prompt_grid(benches: list[Bench]) -> str:
     )
 
 
-def bench_page(benches: list[Bench], chart: bytes | None) -> str:
+def bench_page(benches: list[Bench], chart: bytes | None, cost_chart: bytes | None = None) -> str:
     names = sorted({str(b.summary.get("benchmark", "?")) for b in benches})
     items = [(b.label, (f"{b.summary.get('finished', '?')}/{b.summary.get('prompts', '?')} prompts · "
                         f"critic {b.summary.get('critic', '?')} · {b.root}")) for b in benches]
     plot = NO_MATPLOTLIB if chart is None else f'<img src="{png_uri(chart)}" alt="accuracy by tag">'
+    cost = "" if cost_chart is None else f'<img src="{png_uri(cost_chart)}" alt="accuracy versus images">'
     body = [
         f"<h1>MILR benchmark: {esc(', '.join(names))}</h1>",
         facts(items),
         f"<h2>Scores</h2>{plot}",
         f'<div class="tables">{"".join(_table(benches, *m) for m in METRICS)}</div>',
         '<p class="note">Bold: the best of a row, where they differ.</p>',
+        f"<h2>Accuracy against cost</h2>{cost or NO_MATPLOTLIB}",
+        _evals(benches),
+        _made(benches),
         _prompt_grid(benches),
     ]
     return page(f"MILR benchmark: {', '.join(names)}", "".join(body))
 
 
 def write_bench_report(roots: list[Path], target: Path) -> None:
+    """The page, and its plots as PNG files beside it, named after it (`<page>-accuracy_by_tag.png`)."""
     benches = _labelled([load_bench(r) for r in roots])
-    chart = accuracy_chart(benches)
-    if chart is not None:
-        atomic_write(target.parent / CHART, chart)
-    atomic_write(target, bench_page(benches, chart).encode())
+    chart, cost_chart = accuracy_chart(benches), accuracy_vs_images(benches)
+    for name, data in ((CHART, chart), (COST_CHART, cost_chart)):
+        if data is not None:
+            atomic_write(target.parent / f"{target.stem}-{name}", data)
+    atomic_write(target, bench_page(benches, chart, cost_chart).encode())

@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image
 
 from ..errors import MilrError
+from ..records import Environment
 
 esc = html.escape
 NO_MATPLOTLIB = '<p class="note">Plots need matplotlib: pip install "milr-core[report]".</p>'
@@ -126,3 +127,14 @@ def page(title: str, body: str) -> str:
 def facts(items: list[tuple[str, Any]], cls: str = "facts") -> str:
     inner = "".join(f"<div><dt>{esc(k)}</dt><dd>{esc(str(v))}</dd></div>" for k, v in items)
     return f'<dl class="{cls}">{inner}</dl>'
+
+
+def made_with(env: Environment | None) -> str:
+    """One line on how a result was made: date, host, device, versions, git revision."""
+    if env is None:
+        return ""
+    versions = ", ".join(f"{k} {v}" for k, v in (env.versions or {}).items())
+    parts = [f"{env.date}" if env.date else "", f"on {env.host}" if env.host else "",
+             f"{env.device or '?'} {env.dtype or ''}".strip(), versions, f"git {env.git}" if env.git else ""]
+    return f'<p class="note">{esc(" · ".join(p for p in parts if p))}</p>'
+

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from functools import partial
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from milr_core.plugins import hookimpl
 
 from .loading import ALIASES
+
+
+class JanusOptions(BaseModel):
+    """`--backbone-option` settings of every Janus backbone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    compile: bool | None = Field(None, description="torch.compile the image decoder; unset: MILR_COMPILE, else off.")
 
 
 def _backbone(source: str, **kwargs):
@@ -44,12 +54,15 @@ def _self_critic(backbone=None, **kwargs):
 @hookimpl
 def register_backbones(register):
     for alias, hub_id in ALIASES.items():
-        register(alias, partial(_backbone, alias), f"{hub_id} (transformers JanusForConditionalGeneration)")
-    register("janus-tiny", _tiny, "a tiny random-weight Janus built on first use: exercises the code path, draws noise")
+        register(alias, partial(_backbone, alias), f"{hub_id} (transformers JanusForConditionalGeneration)",
+                 options=JanusOptions)
+    register("janus-tiny", _tiny, "a tiny random-weight Janus built on first use: exercises the code path, draws noise",
+             options=JanusOptions)
     register(
         "janus-shapes",
         partial(_shipped, "janus-shapes"),
         "a small Janus trained on the shapes world (64 px, 64 image tokens); follows prompts only partly",
+        options=JanusOptions,
     )
     register(
         "janus-scenes",

@@ -1,11 +1,22 @@
 """Registers this package's critics with milr; heavy modules load on first use."""
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from milr_core.plugins import hookimpl
 
 # Seed of the held-out `milr bench shapes` prompts; training sets must draw from other seeds.
 HELD_OUT_SEED = 7_000_001
 HELD_OUT_PROMPTS = 200
 SCENES_HELD_OUT_SEED = 7_000_017  # likewise for `milr bench scenes`
+
+
+class ShapesOracleOptions(BaseModel):
+    """`--critic-option` settings of shapes-oracle (defaults: shapes_oracle.COLOR_CUTOFF, MIN_AREA)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    color_cutoff: float = Field(50.0, gt=0, description="RGB distance within which a pixel takes a palette colour.")
+    min_area: float = Field(0.002, ge=0, lt=1, description="Smallest share of the image a shape must cover to count.")
 
 
 def _shapes_oracle(backbone=None, **kwargs):
@@ -73,7 +84,8 @@ def _t2i_compbench(backbone=None, **kwargs):
 
 @hookimpl
 def register_critics(register):
-    register("shapes-oracle", _shapes_oracle, "GenEval's rules on objects found exactly in shapes-world images")
+    register("shapes-oracle", _shapes_oracle, "GenEval's rules on objects found exactly in shapes-world images",
+             options=ShapesOracleOptions)
     register("scenes-oracle", _scenes_oracle, "GenEval's rules plus a relative-size rule on objects found exactly in scenes-world images")
     register("geneval", _geneval, "GenEval's oracle: Mask2Former Swin-S detections, CLIP ViT-L-14 colours, GenEval's rules")
     register("mixed", _mixed, "GroundingDINO objects, counts and positions + BLIP VQA attributes (mean of atom scores)")

@@ -16,9 +16,13 @@ def nearest(pixel):
 
 
 class ColourShare(Critic):
-    """Reward = share of pixels whose nearest palette colour is the first colour named in the prompt."""
+    """Reward = share of pixels whose nearest palette colour is the first colour named in the prompt,
+    divided by the share wanted (`target`), at most 1."""
 
     name = "colour-share"
+
+    def __init__(self, target=0.05):
+        self.target = target
 
     def score(self, images, record):
         wanted = next((w for w in re.findall(r"[a-z]+", record.prompt.lower()) if w in PALETTE), None)
@@ -30,4 +34,4 @@ class ColourShare(Critic):
         data = image.convert("RGB").resize((64, 64)).tobytes()
         pixels = zip(data[0::3], data[1::3], data[2::3])
         share = sum(nearest(p) == wanted for p in pixels) / (64 * 64)
-        return Score(share, f"{share:.0%} of the pixels are {wanted}")
+        return Score(min(1.0, share / self.target), f"{share:.0%} of the pixels are {wanted}")
