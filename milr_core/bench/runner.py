@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..config import RunConfig
 from ..errors import MilrError
 from ..interfaces import PromptRecord
-from .layout import BenchDir
+from .layout import GENEVAL, BenchDir
 from .summary import summarize
 
 MODES = ("baseline", "best-of-n", "milr")
@@ -135,6 +135,8 @@ def merge_summary(folder: BenchDir, settings: BenchSettings) -> dict[str, Any]:
     from ..runs import atomic_json
 
     atomic_json(folder.root / "summary.json", summary)
+    if settings.critic == GENEVAL:  # GenEval's own summary_scores.py reads this one
+        folder.write_geneval_results(results, folder.root / "results.jsonl")
     return summary
 
 
