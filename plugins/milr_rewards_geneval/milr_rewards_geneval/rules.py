@@ -102,14 +102,19 @@ def confident(
     return kept_by_class
 
 
+def area_plus_one(x0: float, y0: float, x1: float, y1: float) -> float:
+    """A box's area counting both edge pixels, (x1 - x0 + 1) * (y1 - y0 + 1), as GenEval and T2I-CompBench do."""
+    return max(x1 - x0 + 1, 0) * max(y1 - y0 + 1, 0)
+
+
+def intersection_plus_one(a: tuple, b: tuple) -> float:
+    return area_plus_one(max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+
+
 def iou_plus_one(a: tuple, b: tuple) -> float:
-    """IoU with upstream's pixel-inclusive areas ((x1 - x0 + 1) * (y1 - y0 + 1)); 0 when the union is 0."""
-
-    def area(x0, y0, x1, y1):
-        return max(x1 - x0 + 1, 0) * max(y1 - y0 + 1, 0)
-
-    inter = area(max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
-    union = area(*a[:4]) + area(*b[:4]) - inter
+    """IoU of +1-pixel areas (GenEval's `compute_iou`); 0 when the union is 0."""
+    inter = intersection_plus_one(a, b)
+    union = area_plus_one(*a[:4]) + area_plus_one(*b[:4]) - inter
     return inter / union if union else 0.0
 
 
