@@ -3,8 +3,10 @@
 Expected values are derived by reading Karine-Huang/T2I-CompBench @ 1b70949:
 UniDet_eval/3D_spatial_eval.py `determine_position` (depth_map[int(x_min):int(x_max),
 int(y_min):int(y_max)], then `iou > 0.5` -> 1 if nearer; `0 < iou < 0.5` -> iou / 0.5 if
-nearer; anything else 0) and UniDet_eval/numeracy_eval.py `calculate_iou` (+1-pixel
-areas; merged when IoU > 0.9 or the intersection covers > 0.9 of either box).
+nearer; anything else 0), UniDet_eval/numeracy_eval.py `calculate_iou` (+1-pixel
+areas; merged when IoU > 0.9 or the intersection covers > 0.9 of either box) and
+BLIPvqa_eval/BLIP_vqa.py (each answer a 4-decimal string, put in a float32 tensor,
+multiplied slot by slot, the product written as '{:.4f}').
 """
 
 import math
@@ -80,3 +82,10 @@ def test_numeracy_merges_with_upstreams_plus_one_pixel_overlap():
     assert t2i.one_object(e, f) and t2i.iou(e, f) == 0.0
     dogs = [Detection("dog", a), Detection("dog", b), Detection("dog", (50, 0, 60, 10))]
     assert t2i.count_objects(dogs, "dog") == 2
+
+
+def test_blip_vqa_rounds_as_upstream():
+    assert t2i.blip_product([0.12344, 0.5]) == 0.0617  # 0.1234 * 0.5; full precision would be 0.06172
+    assert t2i.blip_product([0.33333, 0.33333]) == 0.1111  # 0.3333 ** 2 = 0.11108889
+    assert t2i.blip_product([0.99996, 1.0]) == 1.0  # "1.0000"
+    assert t2i.blip_product([]) == 1.0

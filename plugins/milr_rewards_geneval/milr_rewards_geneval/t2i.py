@@ -7,8 +7,9 @@ t2i-blip-vqa (BLIPvqa_eval/BLIP_vqa.py): one question "<noun phrase>?" per
 noun phrase of the prompt (up to 8; phrases.py replaces spaCy's chunker), each
 answered by BLIP VQA as P(yes) / (P(yes) + P(no)); score = their product.
 Same checkpoint (`Salesforce/blip-vqa-capfilt-large` is the upstream
-`model_base_vqa_capfilt_large.pth`), see vqa.py for the input size. Upstream
-rounds each factor to 4 decimals; milr keeps full precision (a reward).
+`model_base_vqa_capfilt_large.pth`), see vqa.py for the input size. As
+upstream, each factor is rounded to 4 decimals, multiplied in float32 and the
+product rounded to 4 decimals (`blip_product`).
 
 t2i-spatial (UniDet_eval/2D_spatial_eval.py): the first relation of upstream's
 list found in the prompt, the objects on either side of it, one detection per
@@ -65,6 +66,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+
 from milr_core.errors import MilrError
 from milr_core.interfaces import Critic, PromptRecord, Score
 
@@ -111,8 +114,17 @@ class T2IBlipVqa(Critic):
         scores = []
         for answers in self.vqa.p_yes(images, [asked] * len(images)):
             detail = " x ".join(f"{q} {p:.4f}" for q, p in zip(asked, answers))
-            scores.append(Score(math.prod(answers), detail))
+            scores.append(Score(blip_product(answers), detail))
         return scores
+
+
+def blip_product(answers: list[float]) -> float:
+    """BLIP_vqa.py's image score: factors as 4-decimal strings into a float32 tensor, multiplied in
+    order, the product written with 4 decimals."""
+    product = np.float32(1.0)
+    for p in answers:
+        product = np.float32(product * np.float32(float(f"{p:.4f}")))
+    return float(f"{float(product):.4f}")
 
 
 def unidet_scale(width: int, height: int) -> float:
