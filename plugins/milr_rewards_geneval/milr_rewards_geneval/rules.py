@@ -20,10 +20,13 @@ Differences from upstream, on purpose:
 
 As upstream, on purpose (issue 15, each pinned by tests/test_geneval_upstream.py):
 - Each class's boxes are ordered as `np.argsort(scores)[::-1]`: most confident
-  first, and boxes with equal scores in REVERSE detector order. (Upstream's
-  numpy quicksort is an insertion sort, hence stable, for up to 16 boxes; the
-  reversal makes ties come out last-detected first. milr uses numpy's stable
-  sort for any count, so the order does not depend on the CPU's sort kernel.)
+  first, and boxes with equal scores in REVERSE detector order. That is what
+  upstream's pinned numpy (1.23.1) does for up to 16 boxes of a class, where its
+  quicksort is an insertion sort, hence stable. Beyond 16 its partitioning
+  orders equal scores its own way, which milr does not reproduce; and numpy >=
+  1.25 on AVX-512 CPUs orders ties differently even for a few boxes, so
+  upstream's own verdicts on tied scores depend on its numpy. milr uses a
+  stable sort, the same on every machine.
 - Scores are compared with the threshold in float32, as numpy compares
   mmdet's float32 arrays: a score of exactly float32(0.3) is not > 0.3.
 - `Options` are upstream's `--options` (threshold, counting_threshold,
