@@ -143,3 +143,11 @@ def test_a_prompt_folder_appears_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["00000"]
     assert sorted(p.name for p in (tmp_path / "00000").iterdir()) == ["metadata.jsonl", "result.json", "samples"]
     assert sorted(p.name for p in (tmp_path / "00000/samples").iterdir()) == ["0000.png", "0001.png"]
+
+
+def test_the_docs_run_genevals_summary_on_the_file_the_runner_writes():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md").read_text()
+    assert "python summary_scores.py ../../runs/geneval-milr/results.jsonl" in docs
+    assert "--critic geneval" in docs and "--out runs/geneval-milr" in docs
