@@ -38,19 +38,15 @@ class ScriptedOracle:
     name = "geneval"
 
     def __init__(self, rewards):
-        self.rewards, self.last = list(rewards), None
+        self.rewards = list(rewards)
 
     def score(self, images, record):
         out = []
         for _ in images:
-            self.last = self.rewards.pop(0)
-            out.append(Score(self.last, "correct" if self.last == 1.0 else "incorrect: expected more"))
+            value = self.rewards.pop(0)
+            detail = "correct" if value == 1.0 else "incorrect: expected more"
+            out.append(Score(value, detail, correct=value == 1.0))
         return out
-
-    def verdict(self, image, record):
-        from milr_rewards_geneval.rules import Verdict
-
-        return Verdict(self.last == 1.0, self.last, "" if self.last == 1.0 else "expected more", [])
 
 
 def _bench(root, critic="geneval"):
