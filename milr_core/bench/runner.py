@@ -117,6 +117,7 @@ class Bench:
         self.folder.write_result(index, {
             "index": index, "prompt": record.prompt, "tag": record.tag, "mode": s.mode,
             "samples": samples, "seconds": round(time.perf_counter() - t0, 3),
+            "prompts": self.backbone.prompt_strings(record.prompt),  # the chat strings the run's preset sent
         })
 
 
