@@ -89,3 +89,45 @@ def test_the_export_command_reports_counts_or_one_error_line(tmp_path):
     run = CliRunner().invoke(app, ["export", str(root), "--format", "t2i-compbench", "--out", str(tmp_path / "t")])
     lines = [line for line in run.output.splitlines() if line.strip()]
     assert run.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: 'the tallest mountain' has no line")
+
+
+def test_export_writes_into_an_empty_folder_or_refuses(tmp_path):
+    records = [PromptRecord("a green bench", "color", extra={"source": "color_val.txt", "line": 1})]
+    root = _folder(tmp_path, records, per_prompt=2)
+    dest = tmp_path / "t2i"
+    export_folder(root, "t2i-compbench", dest)
+    old = dest / "color/samples/an old prompt_000007.png"  # what an earlier export with other prompts left
+    old.write_bytes(b"old")
+    with pytest.raises(MilrError, match="is not empty; choose a new folder, or pass --overwrite to empty it first"):
+        export_folder(root, "t2i-compbench", dest)
+    assert export_folder(root, "t2i-compbench", dest, overwrite=True)["images"] == 2
+    assert sorted(p.name for p in dest.rglob("*.png")) == ["a green bench_000000.png", "a green bench_000001.png"]
+    with pytest.raises(MilrError, match="would empty .* which holds the bench folder"):
+        export_folder(root, "t2i-compbench", tmp_path, overwrite=True)
+    assert (root / "config.json").exists()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MilrError, match="is a file; export writes into a folder"):
+        export_folder(root, "t2i-compbench", tmp_path / "file")
+
+
+def test_a_failed_export_writes_nothing(tmp_path):
+    records = [PromptRecord("fine", "color", extra={"line": 1}), PromptRecord("not_fine", "color", extra={"line": 2})]
+    root = _folder(tmp_path, records, per_prompt=1)
+    with pytest.raises(MilrError, match="holds '_' or '/'"):
+        export_folder(root, "t2i-compbench", tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+
+
+def test_the_export_command_takes_overwrite(tmp_path):
+    from typer.testing import CliRunner
+
+    from milr_core.cli import app
+
+    root = _folder(tmp_path, [PromptRecord("the tallest mountain", "Space", extra={"prompt_id": 521})], per_prompt=1)
+    (tmp_path / "wise").mkdir()
+    (tmp_path / "wise" / "9.png").write_bytes(b"old")
+    args = ["export", str(root), "--format", "wise", "--out", str(tmp_path / "wise")]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 2 and run.output.startswith("error:") and "--overwrite" in run.output
+    run = CliRunner().invoke(app, [*args, "--overwrite"])
+    assert run.exit_code == 0 and sorted(p.name for p in (tmp_path / "wise").iterdir()) == ["521.png"]

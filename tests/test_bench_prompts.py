@@ -150,17 +150,20 @@ WISE = """[
 """
 
 
-def test_wise_keeps_fields_and_tags_by_category(tmp_path):
+def test_wise_keeps_fields_and_tags_by_wises_scoring_category(tmp_path):
     path = tmp_path / "merge.json"
     path.write_text(WISE)
     first, second = load_wise(path)
-    assert first.prompt == "Traditional food of the Mid-Autumn Festival" and first.tag == "Cultural knowledge"
+    assert first.prompt == "Traditional food of the Mid-Autumn Festival" and first.tag == "CULTURE"
     assert first.extra == {"prompt_id": 1, "Explanation": "Mooncakes", "Category": "Cultural knowledge",
                            "Subcategory": "Festival"}
-    assert second.tag == "time" and second.extra["prompt_id"] == 401
+    assert second.tag == "TIME" and second.extra["prompt_id"] == 401
     lower = tmp_path / "lower.json"
-    lower.write_text('[{"prompt_id": 3, "prompt": "a tide pool", "category": "Space"}]')
-    assert load_wise(lower)[0].tag == "Space"
+    lower.write_text('[{"prompt_id": 3, "prompt": "a tide pool", "category": "Space"}, '
+                     '{"prompt_id": 748, "prompt": "a coral reef", "category": "Ecology"}, '
+                     '{"prompt_id": 9, "prompt": "a kite", "category": "Toys"}]')
+    # legacy prompt 748 is tagged Ecology; Calculate.py counts it in BIOLOGY (701-800); others stay as given
+    assert [r.tag for r in load_wise(lower)] == ["SPACE", "BIOLOGY", "Toys"]
 
 
 @pytest.mark.parametrize(

@@ -141,6 +141,7 @@ class StubbedOracle(go.GenevalOracle):
 
     def __init__(self, found):
         self.found, self.colors, self.bgcolor, self.batch_size = found, fake_classifier(), go.BGCOLOR, 8
+        self.options = go.UPSTREAM
 
     def detect(self, images):
         return [[Detection(d.label, d.box, d.score, mask=d.mask) for d in dets] for dets in self.found]
@@ -219,7 +220,8 @@ def test_tiny_random_oracle_scores_a_batch(tiny_oracle):
         assert "dog" in score.detail
     found = tiny_oracle.detect(images[:1])[0]
     assert found and all(d.label == "dog" and d.mask.shape == (48, 64) for d in found)
-    assert [d.score for d in found] == sorted((d.score for d in found), reverse=True)
+    ordered = go.confident(found, "colors")["dog"]  # detect keeps top-k order; the rules sort, as upstream
+    assert [d.score for d in ordered] == sorted((d.score for d in found if d.score > 0.3), reverse=True)[:16]
     assert all(0 <= d.box[0] < d.box[2] <= 64 and 0 <= d.box[1] < d.box[3] <= 48 for d in found)
     assert [s.value for s in tiny_oracle.score(images, record)] == [s.value for s in scores]  # deterministic
     missing = PromptRecord("a photo of a cat", "single_object", [{"class": "cat", "count": 1}])

@@ -14,8 +14,7 @@ from typing import ClassVar
 
 import pytest
 from milr_rewards_unified import plugin
-from milr_rewards_unified.parsing import not_generated, parse_score, parse_wise, wiscore
-from milr_rewards_unified.prompts import NO_EXPLANATION
+from milr_rewards_unified.parsing import not_generated, parse_score
 from PIL import Image
 
 from milr_core.errors import MilrError
@@ -131,7 +130,8 @@ class Registry:
     """The plugin's own factories, called as the registry calls them (all of milr's plugins load slowly)."""
 
     factories: ClassVar[dict] = {
-        "unified": plugin.unified, "unified-local": plugin.unified_local, "gpt-4o": plugin.gpt4o, "wise": plugin.wise
+        "unified": plugin.unified, "unified-local": plugin.unified_local, "gpt-4o": plugin.gpt4o, "wise": plugin.wise,
+        "wise-verified": plugin.wise_verified,
     }
 
     def create(self, kind, name, **kwargs):
@@ -201,35 +201,10 @@ def test_elements_marked_zero_are_listed():
     assert not_generated(text) == ["red (attribute)", "two cats (count)"]
 
 
-@pytest.mark.parametrize(
-    "text, parts",
-    [
-        ("Consistency: 2\nRealism: 1\nAesthetic Quality: 0", (2, 1, 0)),
-        ("**Consistency** - 1\n**Realism**: 2\n**Aesthetic Quality**: 1", (1, 2, 1)),
-        ('{"consistency": 2, "realism": 2, "aesthetic_quality": 1}', (2, 2, 1)),
-        ("The image is off.\n1\n2\n0\n", (1, 2, 0)),  # bare lines in WISE's order C, R, A
-    ],
-)
-def test_wise_sub_scores(text, parts):
-    assert parse_wise(text) == dict(zip(("consistency", "realism", "aesthetic"), map(float, parts)))
-
-
-@pytest.mark.parametrize("text", ["Consistency: 3\nRealism: 1\nAesthetic Quality: 0", "Consistency: 2", "great"])
-def test_wise_rejects_missing_or_out_of_range_scores(text):
-    assert parse_wise(text) is None
-
-
-@pytest.mark.parametrize(
-    "c, r, a, expected", [(2, 2, 2, 1.0), (0, 0, 0, 0.0), (2, 1, 0, 0.8), (1, 2, 0, 0.55), (0, 0, 2, 0.1)]
-)
-def test_wiscore_weights(c, r, a, expected):
-    assert wiscore({"consistency": c, "realism": r, "aesthetic": a}) == pytest.approx(expected)
-
-
 # --- the critics against a live server ------------------------------------------------------
 
 
-def test_the_entry_point_registers_the_three_critics():
+def test_the_entry_point_registers_its_critics():
     from importlib.metadata import entry_points
 
     [ep] = [ep for ep in entry_points(group="milr") if ep.value == "milr_rewards_unified.plugin"]
@@ -455,20 +430,48 @@ def test_bad_settings_are_one_line_errors(registry):
     assert SECRET not in str(exc.value) and "environment" in str(exc.value)
 
 
-def test_wise_judges_with_the_explanation(registry, server, tmp_path):
+WISE_SCRIPT = """
+def build_evaluation_messages(prompt_data, image_base64):
+    return [
+        {"role": "system", "content": [{"type": "text", "text": "Judge {strictly}."}]},
+        {"role": "user", "content": [
+            {"type": "text", "text": f\"\"\"Rate it.
+PROMPT: "{prompt_data['Prompt']}"
+EXPLANATION: "{prompt_data['Explanation']}"
+Answer as {{ labels }}.\"\"\"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{image_base64}"}},
+        ]},
+    ]
+"""
+
+
+@pytest.fixture
+def wise_repo(tmp_path):
+    """A stand-in WISE checkout whose scripts build their messages as WISE's do (our own wording)."""
+    for script in ("WISE_legacy/gpt_eval.py", "vllm_eval.py"):
+        (tmp_path / "WISE" / script).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "WISE" / script).write_text(WISE_SCRIPT)
+    return tmp_path / "WISE"
+
+
+def test_wise_judges_with_wises_own_messages(registry, server, tmp_path, wise_repo):
     server.script = lambda n, body, headers: answer(
         "The tower is right.\nConsistency: 2\nRealism: 1\nAesthetic Quality: 0"
     )
-    record = PromptRecord("the tallest tower in Paris", "Cultural knowledge", extra={"Explanation": "The Eiffel Tower"})
-    judge = critic(registry, "wise", server, tmp_path, model="judge-model")
+    record = PromptRecord("the tallest tower in Paris", "CULTURE", extra={"Explanation": "The Eiffel Tower "})
+    judge = critic(registry, "wise", server, tmp_path, model="judge-model", wise_repo=str(wise_repo))
     [score] = judge.score([image(1)], record)
     assert score.value == pytest.approx(0.8)
     assert "consistency 2, realism 1, aesthetic 0 -> WiScore 0.800" in score.detail
     body = server.requests[0][1]
-    assert body["model"] == "judge-model" and body["messages"][0]["role"] == "system"
-    assert "PROMPT: the tallest tower in Paris" in sent_text(body) and "EXPLANATION: The Eiffel Tower" in sent_text(
-        body
+    assert body["model"] == "judge-model" and body["max_tokens"] == 2000 and body["temperature"] == 0.0
+    system, user = body["messages"]
+    assert system == {"role": "system", "content": [{"type": "text", "text": "Judge {strictly}."}]}
+    assert [part["type"] for part in user["content"]] == ["text", "image_url"]  # text first, as upstream
+    assert user["content"][0]["text"] == (
+        'Rate it.\nPROMPT: "the tallest tower in Paris"\nEXPLANATION: "The Eiffel Tower "\nAnswer as { labels }.'
     )
+    assert "chat_template_kwargs" not in body
 
     judge.score([image(1)], PromptRecord("the tallest tower in Paris"))
     assert NO_EXPLANATION in sent_text(server.requests[1][1])
@@ -575,3 +578,25 @@ def test_check_names_a_missing_server_or_a_refused_key(registry, server, tmp_pat
     with pytest.raises(MilrError, match="refuses access with the API key in MILR_UNIFIED_API_KEY") as exc:
         critic(registry, "unified", server, tmp_path).check(RECORD)
     assert SECRET not in str(exc.value)
+
+
+
+def test_wise_verified_asks_for_a_binary_score(registry, server, tmp_path, wise_repo):
+    answers = iter(["I think **Score:** 1", "Score: 1"])  # the first is unreadable upstream: asked again
+    server.script = lambda n, body, headers: answer(next(answers))
+    record = PromptRecord("mooncakes", "CULTURE", extra={"Explanation": "round pastries"})
+    judge = critic(registry, "wise-verified", server, tmp_path, wise_repo=str(wise_repo))
+    [score] = judge.score([image(2)], record)
+    assert (score.value, score.detail) == (1.0, "Qwen3.5-35B-A3B: Score: 1")
+    body = server.requests[0][1]
+    assert body["model"] == "Qwen3.5-35B-A3B" and body["max_tokens"] == 500
+    assert body["chat_template_kwargs"] == {"enable_thinking": False} and len(server.requests) == 2
+
+
+def test_wise_without_a_checkout_says_where_its_prompt_comes_from(registry, tmp_path):
+    with pytest.raises(MilrError, match="set MILR_WISE_REPO to a clone of github.com/PKU-YuanGroup/WISE"):
+        registry.create("critic", "wise", backbone=None)
+    with pytest.raises(MilrError, match="cannot read WISE's judge prompt from .*vllm_eval.py"):
+        registry.create("critic", "wise-verified", backbone=None, wise_repo=str(tmp_path))
+    own = registry.create("critic", "wise", backbone=None, template="Rate {prompt}", base_url="http://127.0.0.1:9/v1")
+    assert own.settings.template == "Rate {prompt}" and own.settings.system is None

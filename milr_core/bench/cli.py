@@ -104,13 +104,14 @@ def evaluate(
 def export(
     folder: Path = typer.Argument(..., help="A `milr bench` output folder."),
     fmt: choices("Format", FORMATS) = typer.Option(..., "--format", "-f", help="The file names these evaluators read."),
-    dest: Path = typer.Option(..., "--out", "-o", help="Where the renamed images go."),
+    dest: Path = typer.Option(..., "--out", "-o", help="Where the renamed images go: an empty or new folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Empty --out first when it holds anything."),
 ) -> None:
     """Place a bench folder's images under the names T2I-CompBench's or WISE's own evaluators read."""
     from .export import export_folder
 
     try:
-        counts = export_folder(folder, fmt.value, dest)
+        counts = export_folder(folder, fmt.value, dest, overwrite)
     except MilrError as exc:
         fail(str(exc), exc.exit_code)
     left = f"; {counts['unfinished']} unfinished prompts left out" if counts["unfinished"] else ""

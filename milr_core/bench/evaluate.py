@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import MilrError
 from ..interfaces import PromptRecord, score_images
-from .layout import BenchDir
+from .layout import GENEVAL, BenchDir
 from .runner import judge
 from .summary import summarize
 
@@ -77,4 +77,6 @@ def evaluate_folder(root: Path, critic_name: str, *, backbone: str | None = None
     summary = {"critic": critic_name, "source": str(root), "threshold": threshold, "file": file,
                **summarize(results), "results": results}
     atomic_json(folder.root / file, summary)
+    if critic_name == GENEVAL:  # GenEval's own summary_scores.py reads this one
+        folder.write_geneval_results(results, folder.root / file.replace(".json", ".jsonl"))
     return summary

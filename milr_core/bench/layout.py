@@ -2,25 +2,39 @@
 
     <out>/config.json                      settings (compared on resume) + environment and versions
     <out>/summary.json                     per tag and overall, merged from the result.json files
+    <out>/results.jsonl                    GenEval's per-image results (geneval critic only), see below
     <out>/<index:05d>/metadata.jsonl       the prompt record as ONE JSON object (GenEval json.loads it)
     <out>/<index:05d>/samples/<k:04d>.png  final image of independent run k
     <out>/<index:05d>/trace.jsonl          MILR trajectory: one line per (run, step)
-    <out>/<index:05d>/result.json          written last: a prompt is finished iff it exists
+    <out>/<index:05d>/result.json          a prompt is finished iff it exists
 
-Every file is written atomically (temporary name starting with "." + rename), so a
-killed run leaves whole files or none, and GenEval's evaluator (digit folders,
-files matching \\d+\\.png) never sees a temporary file.
+A prompt is written in `<out>/.<index:05d>.part/` and renamed to `<index:05d>` once
+its result.json is there, so a prompt folder appears whole or not at all: GenEval's
+evaluator (digit-only folder names, files matching \\d+\\.png) never sees a prompt
+killed half-way. Every file is also written atomically (temporary name starting
+with "." + rename).
+
+results.jsonl has one line per image with the fields GenEval's
+evaluation/evaluate_images.py writes (filename, tag, prompt, correct, reason,
+metadata), so its evaluation/summary_scores.py runs on it unchanged; it reads
+`correct`, `tag` and `metadata` (the prompt's metadata as a JSON string, by
+which it groups images into prompts). `details` (the detector's boxes) is not
+kept by milr and left out; summary_scores.py does not read it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from ..errors import MilrError
 from ..files import atomic_image, atomic_json, atomic_write
 from ..records import PromptResult, read
+
+GENEVAL = "geneval"  # the critic whose verdicts are GenEval's: its runs also get GenEval's results JSONL
 
 
 def _flat(data: dict, prefix: str = "") -> dict[str, Any]:
@@ -105,24 +119,32 @@ class BenchDir:
         return json.loads(path.read_text())
 
     # -- one prompt ----------------------------------------------------------
+    def work_dir(self, index: int) -> Path:
+        """Where prompt `index` is written until it is finished: not a digit name, so GenEval skips it."""
+        return self.root / f".{index:05d}.part"
+
     def start_prompt(self, index: int, record: dict) -> None:
-        """metadata.jsonl, after removing what a killed attempt left half-written."""
-        folder = self.prompt_dir(index)
-        for stale in folder.glob("**/.*.tmp"):
-            stale.unlink(missing_ok=True)
-        atomic_write(folder / "metadata.jsonl", (json.dumps(record, ensure_ascii=False) + "\n").encode())
+        """metadata.jsonl in a fresh work folder, after removing what a killed attempt left."""
+        work = self.work_dir(index)
+        shutil.rmtree(work, ignore_errors=True)
+        atomic_write(work / "metadata.jsonl", (json.dumps(record, ensure_ascii=False) + "\n").encode())
 
     def write_sample(self, index: int, k: int, image) -> str:
         name = f"samples/{k:04d}.png"
-        atomic_image(self.prompt_dir(index) / name, image)
+        atomic_image(self.work_dir(index) / name, image)
         return name
 
     def write_trace(self, index: int, lines: list[dict]) -> None:
         text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-        atomic_write(self.prompt_dir(index) / "trace.jsonl", text.encode())
+        atomic_write(self.work_dir(index) / "trace.jsonl", text.encode())
 
     def write_result(self, index: int, result: PromptResult) -> None:
-        atomic_json(self.prompt_dir(index) / "result.json", result.model_dump(mode="json"))
+        """result.json, then the whole prompt folder moves into place."""
+        atomic_json(self.work_dir(index) / "result.json", result.model_dump(mode="json"))
+        final = self.prompt_dir(index)
+        if final.exists():  # an unfinished folder of an older milr, or of --force-mix: replaced whole
+            shutil.rmtree(final)
+        os.replace(self.work_dir(index), final)
 
     def read_result(self, index: int) -> PromptResult | None:
         path = self.prompt_dir(index) / "result.json"
@@ -131,3 +153,21 @@ class BenchDir:
     def prompt_indices(self) -> list[int]:
         """Indices of the prompt folders on disk (GenEval's rule: names of digits only)."""
         return sorted(int(p.name) for p in self.root.iterdir() if p.is_dir() and p.name.isdigit())
+
+    def write_geneval_results(self, results: list[dict], path: Path) -> None:
+        """GenEval's per-image results JSONL (see the module docstring) for finished prompts' `results`."""
+        lines = []
+        for result in sorted(results, key=lambda r: r["index"]):
+            folder = self.prompt_dir(result["index"])
+            metadata = json.loads((folder / "metadata.jsonl").read_text())
+            for sample in result["samples"]:
+                correct = bool(sample["correct"])
+                lines.append(json.dumps({
+                    "filename": str(folder / sample["file"]),
+                    "tag": metadata.get("tag"),
+                    "prompt": metadata.get("prompt"),
+                    "correct": correct,
+                    "reason": "" if correct else sample.get("detail", ""),
+                    "metadata": json.dumps(metadata),  # upstream's json.dumps of what it json.load-ed
+                }, ensure_ascii=False) + "\n")
+        atomic_write(path, "".join(lines).encode())

@@ -217,9 +217,24 @@ def _array_items(text: str, path: Path) -> list[tuple[int, Any]]:
     return items
 
 
+# WISE's scoring scripts (WISE_legacy/Calculate.py, calculate_verified.py) sort prompts into six
+# categories by prompt_id range; in both protocols' files those ranges hold exactly these Category
+# strings, except legacy prompt 748 ("Ecology"), which lies in BIOLOGY's range.
+WISE_CATEGORIES = {
+    "cultural knowledge": "CULTURE",
+    "time": "TIME",
+    "space": "SPACE",
+    "biology": "BIOLOGY",
+    "ecology": "BIOLOGY",
+    "physical knowledge": "PHYSICS",
+    "chemistry": "CHEMISTRY",
+}
+
+
 def load_wise(path: Path) -> list[PromptRecord]:
     """WISE prompt JSON: an array of {prompt_id, Prompt, Explanation, Category, Subcategory}
-    (keys matched case-insensitively); the category is the tag, every other field is kept."""
+    (keys matched case-insensitively); the tag is WISE's scoring category (CULTURE ... CHEMISTRY,
+    other Category strings as they are), every other field is kept."""
     records = []
     for line, obj in _array_items(_read(path), path):
         if not isinstance(obj, dict):
@@ -236,7 +251,8 @@ def load_wise(path: Path) -> list[PromptRecord]:
         if not isinstance(prompt_id, int) or isinstance(prompt_id, bool):
             raise MilrError(f"{path}:{line}: prompt_id must be an integer, not {prompt_id!r}")
         extra = {k: v for k, v in obj.items() if k != keys["prompt"]}
-        records.append(PromptRecord(prompt, str(obj[keys["category"]]), extra=extra))
+        category = str(obj[keys["category"]])
+        records.append(PromptRecord(prompt, WISE_CATEGORIES.get(category.strip().lower(), category), extra=extra))
     return records
 
 

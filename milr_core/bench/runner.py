@@ -22,7 +22,7 @@ from ..errors import MilrError
 from ..files import atomic_json
 from ..interfaces import PromptRecord
 from ..records import PromptResult, Summary
-from .layout import BenchDir
+from .layout import GENEVAL, BenchDir
 from .modes import MODES
 from .summary import summarize
 
@@ -133,6 +133,8 @@ def merge_summary(folder: BenchDir, settings: BenchSettings) -> dict[str, Any]:
         **summarize(results),
     ).model_dump(mode="json")
     atomic_json(folder.root / "summary.json", summary)
+    if settings.critic == GENEVAL:  # GenEval's own summary_scores.py reads this one
+        folder.write_geneval_results(results, folder.root / "results.jsonl")
     return summary
 
 

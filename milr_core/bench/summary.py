@@ -2,15 +2,21 @@
 
 Image-level means, like GenEval's summary_scores: `accuracy` is the share of
 correct images, `prompt_accuracy` the share of prompts with at least one
-correct image. `overall` is the unweighted mean of the tag means (GenEval's
-"Overall"); `all` pools every image (WISE's weights equal its prompt shares, so
-this is its overall). `images` and `steps` are per independent run: images
-generated and optimisation steps taken to produce one final image.
+correct image. `overall` is the benchmark's own overall: GenEval's unweighted
+mean of the tag means, or, when every tag is one of WISE's categories, WISE's
+weighted sum of the category means, each weighted by its share of the prompts
+(Calculate.py's 0.4 CULTURE + 0.167 TIME + 0.133 SPACE + 0.1 each for BIOLOGY,
+PHYSICS, CHEMISTRY and calculate_verified.py's 0.4 + 5 x 0.12 are exactly
+those shares of their 1,000 prompts). `all` pools every image. `images` and
+`steps` are per independent run: images generated and optimisation steps taken
+to produce one final image.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from .prompts import WISE_CATEGORIES
 
 METRICS = ("reward", "accuracy", "prompt_accuracy", "images", "steps")
 UNTAGGED = "untagged"
@@ -19,6 +25,16 @@ UNTAGGED = "untagged"
 def _mean(values) -> float | None:
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
+
+
+def _weighted(pairs) -> float | None:
+    """sum of weight * value, added up in order as WISE does; None if a value is missing."""
+    total = 0.0
+    for weight, value in pairs:
+        if value is None:
+            return None
+        total += weight * value
+    return total
 
 
 def _group(results: list[dict]) -> dict[str, Any]:
@@ -42,7 +58,11 @@ def summarize(results: list[dict]) -> dict[str, Any]:
     for r in results:  # tags in order of first appearance, as GenEval prints them
         tags.setdefault(r.get("tag") or UNTAGGED, []).append(r)
     by_tag = {tag: _group(rs) for tag, rs in tags.items()}
-    overall = {m: _mean(g[m] for g in by_tag.values()) for m in METRICS}
+    if by_tag and set(by_tag) <= set(WISE_CATEGORIES.values()):
+        prompts = sum(g["prompts"] for g in by_tag.values())
+        overall = {m: _weighted((g["prompts"] / prompts, g[m]) for g in by_tag.values()) for m in METRICS}
+    else:
+        overall = {m: _mean(g[m] for g in by_tag.values()) for m in METRICS}
     return {"tags": by_tag, "overall": overall, "all": _group(results)}
 
 

@@ -16,7 +16,9 @@ with open_clip ViT-L-14 (OpenAI weights). Here:
   transformers' `post_process_instance_segmentation`, which thresholds masks at
   a fixed 384 px and drops empty ones.
 - Filtering, counting, colours-then-positions and the verdict: rules.py, on the
-  raw detections (upstream thresholds 0.3 / 0.9 for counting, 16 per class).
+  raw detections in top-k order (upstream thresholds 0.3 / 0.9 for counting,
+  16 per class, no NMS; `options` takes upstream's `--options`, and any value
+  other than upstream's default is named in every score's detail).
 - Colour: upstream's crop (instance mask pasted on flat #999, cropped to the
   box), its 10 colours and 3 templates per class, CLIP_benchmark's zero-shot
   weights (normalise each template embedding, average, normalise), argmax;
@@ -39,7 +41,7 @@ from milr_core.errors import MilrError
 from milr_core.hardware import pick_device
 from milr_core.interfaces import Critic, PromptRecord, Score
 
-from .rules import COUNTING_THRESHOLD, THRESHOLD, Detection, Verdict, confident, judge
+from .rules import UPSTREAM, Detection, Options, Verdict, confident, judge
 from .weights import choose, load_open_clip, load_transformers
 
 if TYPE_CHECKING:
@@ -213,9 +215,11 @@ class GenevalOracle(Critic):
         colors: ColorClassifier,
         batch_size: int = 8,
         bgcolor: str = BGCOLOR,
+        options: Options | dict | None = None,
     ):
         self.detector, self.processor, self.colors = detector, processor, colors
         self.batch_size = batch_size
+        self.options = Options(**options) if isinstance(options, dict) else options or UPSTREAM
         self.bgcolor = bgcolor
         self.labels = geneval_labels(detector.config.id2label)
 
@@ -252,9 +256,12 @@ class GenevalOracle(Critic):
     def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
         self.check(record)
         scores = []
+        changed = ", ".join(f"{k}={v}" for k, v in self.options.recorded().items())
+        options = f"; options {changed}" if changed else ""
         for found, verdict in zip(*self._judge(images, record)):
             head = "correct" if verdict.correct else f"incorrect: {verdict.reason}"
-            scores.append(Score(verdict.fraction, f"{head} (found: {describe(confident(found, record.tag))})", verdict.correct))
+            seen = describe(confident(found, record.tag, self.options))
+            scores.append(Score(verdict.fraction, f"{head} (found: {seen}{options})", verdict.correct))
         return scores
 
     def verdict(self, image: Image, record: PromptRecord) -> Verdict:
@@ -264,14 +271,16 @@ class GenevalOracle(Critic):
     def _judge(self, images: list[Image], record: PromptRecord) -> tuple[list[list[Detection]], list[Verdict]]:
         found = self.detect(images)
         self.assign_colors(images, found, record)
-        return found, [judge(record, dets) for dets in found]
+        return found, [judge(record, dets, self.options) for dets in found]
 
     @torch.inference_mode()
     def detect(self, images: list[Image]) -> list[list[Detection]]:
-        """Raw detections per image (GenEval names, pixel boxes, scores, masks), most confident first."""
+        """Raw detections per image (GenEval names, pixel boxes, scores, masks) in the order of the top-k
+        class probabilities; the rules order them by score as upstream does. (mmdet asks for an unsorted
+        top-k, so its order of boxes with equal scores is whatever CUDA's top-k gives.)"""
         device, dtype = self.detector.device, self.detector.dtype
         # The rules keep only scores above the lower threshold: anything below never matters.
-        floor = min(THRESHOLD, COUNTING_THRESHOLD)
+        floor = min(self.options.threshold, self.options.counting_threshold)
         results = []
         for start in range(0, len(images), self.batch_size):
             batch = [image.convert("RGB") for image in images[start : start + self.batch_size]]
@@ -284,7 +293,7 @@ class GenevalOracle(Critic):
                     out.class_queries_logits[i], out.masks_queries_logits[i], tuple(pixels.shape[-2:]), valid,
                     (image.height, image.width),
                 )  # fmt: skip
-                keep = [k for k in scores.argsort(descending=True).tolist() if scores[k] > floor]
+                keep = [k for k in range(len(scores)) if scores[k] > floor]
                 keep = [k for k in keep if int(labels[k]) in self.labels]
                 masks_np = masks[keep].cpu().numpy()
                 results.append([
@@ -298,7 +307,7 @@ class GenevalOracle(Critic):
         `count` most confident objects when there are that many (upstream skips the rest)."""
         jobs: dict[int, tuple[int, Detection]] = {}
         for i, dets in enumerate(found):
-            objects = confident(dets, record.tag)
+            objects = confident(dets, record.tag, self.options)
             for req in record.include:
                 top = objects.get(req["class"], [])[: req["count"]]
                 if "color" in req and len(top) >= req["count"]:

@@ -17,21 +17,49 @@ Differences from upstream, on purpose:
   `fraction == 1.0` exactly when `correct`. Exclude atoms are vacuously true on
   an empty picture, so when the record has includes and none of their atoms
   earns credit, fraction is 0.
-- Ties in score keep the detector's order (Python's sort is stable).
+
+As upstream, on purpose (issue 15, each pinned by tests/test_geneval_upstream.py):
+- Each class's boxes are ordered as `np.argsort(scores)[::-1]`: most confident
+  first, and boxes with equal scores in REVERSE detector order. That is what
+  upstream's pinned numpy (1.23.1) does for up to 16 boxes of a class, where its
+  quicksort is an insertion sort, hence stable. Beyond 16 its partitioning
+  orders equal scores its own way, which milr does not reproduce; and numpy >=
+  1.25 on AVX-512 CPUs orders ties differently even for a few boxes, so
+  upstream's own verdicts on tied scores depend on its numpy. milr uses a
+  stable sort, the same on every machine.
+- Scores are compared with the threshold in float32, as numpy compares
+  mmdet's float32 arrays: a score of exactly float32(0.3) is not > 0.3.
+- `Options` are upstream's `--options` (threshold, counting_threshold,
+  max_objects, max_overlap, position_threshold); max_overlap < 1 turns on
+  upstream's greedy NMS with its +1-pixel IoU.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
-# Upstream `--options` defaults (GE:evaluation/evaluate_images.py, __main__).
-THRESHOLD = 0.3  # keep boxes with score > 0.3 ...
-COUNTING_THRESHOLD = 0.9  # ... or > 0.9 when the tag is "counting"
-MAX_OBJECTS = 16  # per class, after sorting by score
-# max_overlap defaults to 1.0, which disables upstream's NMS: no NMS here.
-POSITION_THRESHOLD = 0.1  # margin, as a share of the two boxes' summed size
+import numpy as np
+
 RELATIONS = ("left of", "right of", "above", "below")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Upstream's `--options` of evaluate_images.py, with its defaults."""
+
+    threshold: float = 0.3  # keep boxes with score > 0.3 ...
+    counting_threshold: float = 0.9  # ... or > 0.9 when the tag is "counting"
+    max_objects: int = 16  # per class, after sorting by score
+    max_overlap: float = 1.0  # NMS: drop a box whose IoU with a kept one is >= this; 1.0 keeps every box
+    position_threshold: float = 0.1  # margin, as a share of the two boxes' summed size
+
+    def recorded(self) -> dict[str, float]:
+        """The options that differ from upstream's defaults, for results to name them."""
+        return {k: v for k, v in asdict(self).items() if v != getattr(UPSTREAM, k)}
+
+
+UPSTREAM = Options()
 
 
 @dataclass
@@ -53,18 +81,47 @@ class Verdict:
     checks: list[tuple[str, bool]]  # every atom, in evaluation order
 
 
-def confident(detections: list[Detection], tag: str | None) -> dict[str, list[Detection]]:
-    """Upstream's per-class filter: sort by score, keep score > threshold, cap at 16."""
-    threshold = COUNTING_THRESHOLD if tag == "counting" else THRESHOLD
+def confident(
+    detections: list[Detection], tag: str | None, options: Options = UPSTREAM
+) -> dict[str, list[Detection]]:
+    """Upstream's per-class filter: order by score, keep score > threshold (float32), cap, NMS."""
+    threshold = np.float32(options.counting_threshold if tag == "counting" else options.threshold)
     by_class: dict[str, list[Detection]] = {}
-    for det in sorted(detections, key=lambda d: -d.score):
-        kept = by_class.setdefault(det.label, [])
-        if det.score > threshold and len(kept) < MAX_OBJECTS:
-            kept.append(det)
-    return {label: kept for label, kept in by_class.items() if kept}
+    for det in detections:
+        by_class.setdefault(det.label, []).append(det)
+    kept_by_class = {}
+    for label, dets in by_class.items():
+        scores = np.array([det.score for det in dets], dtype=np.float32)
+        order = np.argsort(scores, kind="stable")[::-1]
+        order = order[scores[order] > threshold][: options.max_objects].tolist()
+        kept = []
+        while order:
+            best = dets[order.pop(0)]
+            kept.append(best)
+            if options.max_overlap != 1:
+                order = [k for k in order if iou_plus_one(best.box, dets[k].box) < options.max_overlap]
+        if kept:
+            kept_by_class[label] = kept
+    return kept_by_class
 
 
-def relative_position(a: Detection, b: Detection) -> set[str]:
+def area_plus_one(x0: float, y0: float, x1: float, y1: float) -> float:
+    """A box's area counting both edge pixels, (x1 - x0 + 1) * (y1 - y0 + 1), as GenEval and T2I-CompBench do."""
+    return max(x1 - x0 + 1, 0) * max(y1 - y0 + 1, 0)
+
+
+def intersection_plus_one(a: tuple, b: tuple) -> float:
+    return area_plus_one(max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+
+
+def iou_plus_one(a: tuple, b: tuple) -> float:
+    """IoU of +1-pixel areas (GenEval's `compute_iou`); 0 when the union is 0."""
+    inter = intersection_plus_one(a, b)
+    union = area_plus_one(*a[:4]) + area_plus_one(*b[:4]) - inter
+    return inter / union if union else 0.0
+
+
+def relative_position(a: Detection, b: Detection, margin: float = UPSTREAM.position_threshold) -> set[str]:
     """Relations of A with respect to B (upstream `relative_position`)."""
     offset, dims = [], []
     for axis in (0, 1):
@@ -73,7 +130,7 @@ def relative_position(a: Detection, b: Detection) -> set[str]:
         offset.append(centre_a - centre_b)
         dims.append(abs(a.box[axis + 2] - a.box[axis]) + abs(b.box[axis + 2] - b.box[axis]))
     # Shrink the offset by a margin so that overlapping or barely shifted boxes have no relation.
-    revised = [_shrink(o, POSITION_THRESHOLD * d) for o, d in zip(offset, dims)]
+    revised = [_shrink(o, margin * d) for o, d in zip(offset, dims)]
     if all(abs(r) < 1e-3 for r in revised):
         return set()
     norm = (offset[0] ** 2 + offset[1] ** 2) ** 0.5  # of the ORIGINAL offset, as upstream
@@ -102,9 +159,9 @@ def _get(record: Any, key: str) -> Any:
     return getattr(record, key, None)
 
 
-def judge(record: Any, detections: list[Detection]) -> Verdict:
+def judge(record: Any, detections: list[Detection], options: Options = UPSTREAM) -> Verdict:
     """GenEval's verdict for one image: includes ANDed in order, excludes ORed."""
-    objects = confident(detections, _get(record, "tag"))
+    objects = confident(detections, _get(record, "tag"), options)
     checks: list[tuple[str, bool]] = []
     credits: list[float] = []
     failures: list[str] = []
@@ -125,7 +182,7 @@ def judge(record: Any, detections: list[Detection]) -> Verdict:
         if "color" in req:
             matched = _check_color(req, found, matched, check)
         if "position" in req:
-            matched = _check_position(req, found, groups, matched, check)
+            matched = _check_position(req, found, groups, matched, check, options.position_threshold)
         groups.append(found if matched else None)
     n_include = len(checks)
 
@@ -152,7 +209,7 @@ def _check_color(req: dict, found: list[Detection], matched: bool, check) -> boo
     return check(name, n >= count, f"expected {color} {label}>={count}, found {n} {color}; and {seen}")
 
 
-def _check_position(req: dict, found: list[Detection], groups: list, matched: bool, check) -> bool:
+def _check_position(req: dict, found: list[Detection], groups: list, matched: bool, check, margin: float) -> bool:
     label = req["class"]
     relation, target = req["position"]
     if relation not in RELATIONS:
@@ -166,7 +223,7 @@ def _check_position(req: dict, found: list[Detection], groups: list, matched: bo
         return check(name, False, f"no target for {label} to be {relation}")
     for obj in found:
         for other in groups[target]:
-            relations = relative_position(obj, other)
+            relations = relative_position(obj, other, margin)
             if relation not in relations:
                 shown = " and ".join(sorted(relations)) or "no relation"
                 return check(name, False, f"expected {label} {relation} {other.label}, found {shown}")

@@ -7,8 +7,9 @@ t2i-blip-vqa (BLIPvqa_eval/BLIP_vqa.py): one question "<noun phrase>?" per
 noun phrase of the prompt (up to 8; phrases.py replaces spaCy's chunker), each
 answered by BLIP VQA as P(yes) / (P(yes) + P(no)); score = their product.
 Same checkpoint (`Salesforce/blip-vqa-capfilt-large` is the upstream
-`model_base_vqa_capfilt_large.pth`), see vqa.py for the input size. Upstream
-rounds each factor to 4 decimals; milr keeps full precision (a reward).
+`model_base_vqa_capfilt_large.pth`), see vqa.py for the input size. As
+upstream, each factor is rounded to 4 decimals, multiplied in float32 and the
+product rounded to 4 decimals (`blip_product`).
 
 t2i-spatial (UniDet_eval/2D_spatial_eval.py): the first relation of upstream's
 list found in the prompt, the objects on either side of it, one detection per
@@ -37,7 +38,8 @@ t2i-numeracy (UniDet_eval/numeracy_eval.py): each "<number word> <noun>" of the
 prompt (a, an, one ... eight) names an object and its count; each of the N
 objects weighs 1/N and earns half of it when the class is found and the other
 half when the count equals the target, after boxes of one class that overlap
-by IoU > 0.9 or cover more than 0.9 of each other are merged. Differences:
+by IoU > 0.9 or cover more than 0.9 of either box are merged (areas and
+intersection counted with upstream's +1 pixel, `calculate_iou`). Differences:
 GroundingDINO instead of UniDet R50 (as for t2i-spatial), objects named by the
 noun after the number (singularised by its ending) instead of upstream's list
 of 80 COCO-like names in new_objects.txt, and no synonyms (upstream maps girl,
@@ -46,12 +48,17 @@ t2i-3d-spatial (UniDet_eval/3D_spatial_eval.py): the first of "in front of",
 "behind", "hidden" in the prompt and the objects on either side; DPT-hybrid
 MiDaS depth (depth.py), each object's mean nearness inside its box; "in front
 of" scores 1 when the first object is nearer and the boxes overlap by IoU > 0.5,
-IoU / 0.5 when nearer with a smaller overlap, else 0 ("behind" and "hidden" the
-other way round); combined like the 2D score (0.25 * s1 + 0.25 * s2 + 0.5 *
-position) without its 0.5 cut-off. Differences: GroundingDINO as above, DPT at
-384 px (transformers' hybrid DPT takes no other size; upstream 480), and
-the depth map indexed as [row, column] (upstream's indexing looks transposed;
-BENCHMARKS.md marks that UNVERIFIED).
+IoU / 0.5 when nearer with 0 < IoU < 0.5, else 0 -- IoU exactly 0.5 too, which
+neither of upstream's branches takes ("behind" and "hidden" the other way
+round); combined like the 2D score (0.25 * s1 + 0.25 * s2 + 0.5 * position)
+without its 0.5 cut-off. The depth map (H, W) is read as upstream reads it,
+`depth[int(x0):int(x1), int(y0):int(y1)]`: box x picks rows and y columns, so
+the region is the box mirrored over the diagonal (the mean of an empty region
+is NaN, and NaN is never nearer). milr believes the transposed read is a bug
+upstream: `depth_indexing="row-column"` reads [y, x] (at least one pixel) and
+is named in every score's detail. Differences: GroundingDINO as above, DPT at
+384 px (transformers' hybrid DPT takes no other size; upstream 480), and the
+map kept in float (upstream stores it as an 8-bit PNG first).
 """
 
 from __future__ import annotations
@@ -59,10 +66,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+
 from milr_core.errors import MilrError
 from milr_core.interfaces import Critic, PromptRecord, Score
 
 from . import depth, grounding, phrases, vqa
+from .rules import area_plus_one, intersection_plus_one
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -79,6 +89,8 @@ NEAR = ("next to", "on side of", "near")
 NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
                 "eight": 8}  # numeracy_eval.py's range  # fmt: skip
 MERGE_OVERLAP = 0.9  # numeracy_eval.py: same-label boxes with IoU or cover above this are one object
+IOU_3D = 0.5  # 3D_spatial_eval.py iou_threshold_3d
+DEPTH_INDEXING = ("upstream", "row-column")  # how a box selects its region of the depth map (see above)
 
 
 class T2IBlipVqa(Critic):
@@ -102,8 +114,17 @@ class T2IBlipVqa(Critic):
         scores = []
         for answers in self.vqa.p_yes(images, [asked] * len(images)):
             detail = " x ".join(f"{q} {p:.4f}" for q, p in zip(asked, answers))
-            scores.append(Score(math.prod(answers), detail))
+            scores.append(Score(blip_product(answers), detail))
         return scores
+
+
+def blip_product(answers: list[float]) -> float:
+    """BLIP_vqa.py's image score: factors as 4-decimal strings into a float32 tensor, multiplied in
+    order, the product written with 4 decimals."""
+    product = np.float32(1.0)
+    for p in answers:
+        product = np.float32(product * np.float32(float(f"{p:.4f}")))
+    return float(f"{float(product):.4f}")
 
 
 def unidet_scale(width: int, height: int) -> float:
@@ -209,19 +230,20 @@ def counted_objects(prompt: str) -> list[tuple[str, int]]:
 
 
 def count_objects(detections: list[Detection], label: str) -> int:
-    """Boxes of `label`, counting boxes that overlap by IoU or cover above MERGE_OVERLAP as one."""
+    """Boxes of `label`, counting a box that is `one_object` with an already counted one as that one."""
     kept: list[tuple] = []
     for det in (d for d in detections if d.label == label):
-        if not any(iou(det.box, k) > MERGE_OVERLAP or cover(det.box, k) > MERGE_OVERLAP for k in kept):
+        if not any(one_object(det.box, k) for k in kept):
             kept.append(det.box)
     return len(kept)
 
 
-def cover(a: tuple, b: tuple) -> float:
-    """The larger share of either box that their intersection covers."""
-    inter = intersection(a, b)
-    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return inter / smaller if smaller > 0 else 0.0
+def one_object(a: tuple, b: tuple) -> bool:
+    """numeracy_eval.py `calculate_iou`: with +1-pixel areas, IoU or the share of either box that the
+    intersection covers is above MERGE_OVERLAP."""
+    inter = intersection_plus_one(a, b)
+    area_a, area_b = area_plus_one(*a[:4]), area_plus_one(*b[:4])
+    return max(inter / (area_a + area_b - inter), inter / area_a, inter / area_b) > MERGE_OVERLAP
 
 
 class T2INumeracy(GroundedCritic):
@@ -246,13 +268,19 @@ def depth_score(relation: str, first: Detection, second: Detection, near_first: 
     """3D_spatial_eval.py: overlap-weighted agreement of the two objects' order in depth with the relation."""
     nearer = near_first > near_second if relation == "in front of" else near_first < near_second
     overlap = iou(first.box, second.box)
-    if not nearer or overlap <= 0:
-        return 0.0
-    return 1.0 if overlap > 0.5 else overlap / 0.5
+    if overlap > IOU_3D:
+        return 1.0 if nearer else 0.0
+    if 0 < overlap < IOU_3D and nearer:
+        return overlap / IOU_3D
+    return 0.0  # apart, not in the right order, or IoU exactly 0.5 (upstream's branches both skip it)
 
 
-def mean_inside(nearness, box: tuple) -> float:
-    """Mean of a (H, W) map over the pixels of a box (at least one pixel)."""
+def mean_inside(nearness, box: tuple, indexing: str = "upstream") -> float:
+    """Mean of a (H, W) map over a box's region: upstream's [x-range, y-range] (NaN when empty) or
+    [y-range, x-range] with at least one pixel."""
+    if indexing == "upstream":
+        region = nearness[int(box[0]) : int(box[2]), int(box[1]) : int(box[3])]
+        return float(region.mean()) if region.size else math.nan
     height, width = nearness.shape
     x0, y0 = min(max(int(box[0]), 0), width - 1), min(max(int(box[1]), 0), height - 1)
     x1, y1 = max(min(int(math.ceil(box[2])), width), x0 + 1), max(min(int(math.ceil(box[3])), height), y0 + 1)
@@ -265,15 +293,19 @@ class T2I3DSpatial(Critic):
     name = "t2i-3d-spatial"
     requires = grounding.REQUIRES
 
-    def __init__(self, grounder: grounding.Grounder, depth_model: depth.DepthEstimator):
-        self.grounder, self.depth = grounder, depth_model
+    def __init__(self, grounder: grounding.Grounder, depth_model: depth.DepthEstimator,
+                 depth_indexing: str = "upstream"):  # fmt: skip
+        if depth_indexing not in DEPTH_INDEXING:
+            raise MilrError(f"depth_indexing {depth_indexing!r}: expected one of {', '.join(DEPTH_INDEXING)}")
+        self.grounder, self.depth, self.depth_indexing = grounder, depth_model, depth_indexing
 
     @classmethod
     def load(cls, detector: str | None = None, depth_model: str | None = None, device: str | None = None,
-             **kwargs: Any) -> T2I3DSpatial:  # fmt: skip
+             depth_indexing: str = "upstream", **kwargs: Any) -> T2I3DSpatial:  # fmt: skip
         """Weights: GroundingDINO as t2i-spatial; `depth_model` (hub id or folder), else MILR_T2I_DEPTH,
-        else Intel/dpt-hybrid-midas."""
-        return cls(grounding.Grounder.load(detector, device, **kwargs), depth.DepthEstimator.load(depth_model, device))
+        else Intel/dpt-hybrid-midas. `depth_indexing`: see the module docstring."""
+        return cls(grounding.Grounder.load(detector, device, **kwargs), depth.DepthEstimator.load(depth_model, device),
+                   depth_indexing)  # fmt: skip
 
     def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
         parsed = phrases.spatial(record.prompt, phrases.SPATIAL_3D)
@@ -286,10 +318,12 @@ class T2I3DSpatial(Critic):
             first = next((d for d in found if d.label == obj1), None)
             second = next((d for d in found if d.label == obj2), None)
             if first and second:
-                near1, near2 = mean_inside(nearness, first.box), mean_inside(nearness, second.box)
+                near1, near2 = (mean_inside(nearness, d.box, self.depth_indexing) for d in (first, second))
                 position = depth_score(relation, first, second, near1, near2)
                 value = 0.25 * first.score + 0.25 * second.score + 0.5 * position
                 detail = f"{obj1} {relation} {obj2}: nearness {near1:.2f} vs {near2:.2f}, position {position:.2f}"
+                if self.depth_indexing != "upstream":
+                    detail += f" (depth read {self.depth_indexing})"
             else:
                 value = 0.25 * (first or second).score if (first or second) else 0.0
                 detail = f"{obj1} {relation} {obj2}: found " + (", ".join(d.label for d in (first, second) if d) or "neither")

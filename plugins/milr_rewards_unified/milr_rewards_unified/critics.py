@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from milr_core.interfaces import Critic, PromptRecord, Score
 
 from .cache import AnswerCache, entry_key
-from .parsing import declined, not_generated, parse_score, parse_wise, wiscore
+from .parsing import declined, not_generated, parse_score, parse_wise, parse_wise_verified, wiscore
 from .prompts import NO_EXPLANATION
 from .settings import JudgeSettings
 from .transport import JudgeClient
@@ -138,12 +138,38 @@ class JudgeCritic(Critic):
 
 
 class WiseCritic(JudgeCritic):
-    """WISE's WiScore from the judge's consistency, realism and aesthetic scores (0..2 each)."""
+    """WISE legacy (WISE_legacy/gpt_eval.py): WiScore from the judge's Consistency, Realism and
+    Aesthetic Quality (0..2 each), asked and read as upstream asks and reads them (parsing.py)."""
+
+    def render(self, record: PromptRecord) -> str:
+        # upstream formats the record's own Explanation, unstripped
+        given = record.extra.get("Explanation")
+        given = given if isinstance(given, str) else explanation(record)
+        return self.settings.template.format(prompt=record.prompt, explanation=given or NO_EXPLANATION)
+
+    def messages(self, png: bytes, text: str) -> list[dict]:
+        """Upstream's message shapes: the system text as a content part, the user text before the image."""
+        url = "data:image/png;base64," + base64.b64encode(png).decode()
+        user = {"role": "user", "content": [{"type": "text", "text": text},
+                                            {"type": "image_url", "image_url": {"url": url}}]}  # fmt: skip
+        system = self.settings.system
+        return ([{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []) + [user]
 
     def parse_answer(self, answer: str) -> tuple[float, str]:
         parts = parse_wise(answer)
         if parts is None:
             return math.nan, no_score(answer)
         value = wiscore(parts)
-        c, r, a = parts["consistency"], parts["realism"], parts["aesthetic"]
-        return value, f"consistency {c:g}, realism {r:g}, aesthetic {a:g} -> WiScore {value:.3f}"
+        c, r, a = (parts[p] for p in ("consistency", "realism", "aesthetic_quality"))
+        detail = f"consistency {c:g}, realism {r:g}, aesthetic {a:g} -> WiScore {value:.3f}"
+        if not 0 <= value <= 1:  # upstream reads any digit ("Consistency: 5"); a reward stays in [0, 1]
+            detail += f" (as upstream computes it; reward {min(max(value, 0.0), 1.0):g})"
+        return min(max(value, 0.0), 1.0), detail
+
+
+class WiseVerifiedCritic(WiseCritic):
+    """WISE_Verified (vllm_eval.py): the judge's 0/1 score, asked and read as upstream does."""
+
+    def verdict(self, answer: str) -> tuple[float, str] | None:
+        value = parse_wise_verified(answer)
+        return None if value is None else (value, f"Score: {value:g}")

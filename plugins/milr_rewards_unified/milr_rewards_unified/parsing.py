@@ -39,14 +39,21 @@ _ELEMENT_MISSING = re.compile(
     r"^[\s*\-]*(?:\d+[.)]\s+)?([^:\n]+?\([^)\n]+\))[\s*]*:[\s*]*0(?:\.0+)?[\s*]*$", re.MULTILINE
 )
 
-WISE_PARTS = ("consistency", "realism", "aesthetic")
-WISE_WEIGHTS = {"consistency": 0.7, "realism": 0.2, "aesthetic": 0.1}
-_WISE_LABELS = {
-    "consistency": re.compile(rf"\bconsistency\b[^0-9\n]{{0,20}}?({NUM})", re.IGNORECASE),
-    "realism": re.compile(rf"\brealism\b[^0-9\n]{{0,20}}?({NUM})", re.IGNORECASE),
-    "aesthetic": re.compile(rf"\baesthetics?(?:\s+quality)?\b[^0-9\n]{{0,20}}?({NUM})", re.IGNORECASE),
-}
-_WISE_BARE_LINE = re.compile(rf"^[\s*]*({NUM})[\s*.]*$", re.MULTILINE)
+# WISE (PKU-YuanGroup/WISE @ eb51174): its judges' answers are read as its own scripts read
+# them, quirks included (tests/test_wise_upstream.py pins each case).
+# WISE_legacy/gpt_eval.py `extract_scores`: every "<label><up to two *><spaces><optional :><spaces>
+# <one digit>", case-insensitive and anywhere (no word boundary), the last one of a label winning;
+# the digit is not range-checked ("Consistency: 5" is 5) and "1.5" reads as 1. Only when no label
+# is found at all: the first three lines that are a bare 0, 1 or 2, as C, R, A.
+WISE_PARTS = ("consistency", "realism", "aesthetic_quality")
+WISE_WEIGHTS = {"consistency": 0.7, "realism": 0.2, "aesthetic_quality": 0.1}
+_WISE_LABEL = re.compile(r"(consistency|realism|aesthetic quality)\*{0,2}\s*:?\s*(\d)", re.IGNORECASE)
+_WISE_BARE_PART = re.compile(r"^\s*([0-2])\s*$", re.MULTILINE)
+# vllm_eval.py (WISE_Verified): think blocks and stray closing tags removed, then the first
+# "Score<up to two *><spaces><optional :><spaces>0 or 1" ending a word; else exactly one bare 0/1 line.
+_VERIFIED_THINK = (re.compile(r"<think>.*?</think>\s*", re.DOTALL), re.compile(r"</think>\s*"))
+_VERIFIED_LABEL = re.compile(r"score\*{0,2}\s*:?\s*([01])\b", re.IGNORECASE)
+_VERIFIED_BARE = re.compile(r"^\s*([01])\s*$", re.MULTILINE)
 
 
 def strip_think(text: str) -> str:
@@ -129,33 +136,28 @@ def not_generated(answer: str) -> list[str]:
 
 
 def parse_wise(answer: str) -> dict[str, float] | None:
-    """WISE's three sub-scores (0..2 each), by label, from JSON, or as the first three bare lines (C, R, A)."""
-    text = strip_think(answer)
-    for obj, _ in _json_objects(text):
-        found = {}
-        for part in WISE_PARTS:
-            key = next((k for k in obj if k.replace("_", " ").startswith(part)), None)
-            if key is not None and isinstance(obj[key], (int, float)) and not isinstance(obj[key], bool):
-                found[part] = float(obj[key])
-        if len(found) == 3:
-            return found if _in_range(found) else None
-    found = {}
-    for part, pattern in _WISE_LABELS.items():
-        m = pattern.search(text)
-        if m:
-            found[part] = float(m.group(1))
-    if len(found) < 3:
-        bare = _WISE_BARE_LINE.findall(text)
-        if len(bare) < 3:
-            return None
-        found = dict(zip(WISE_PARTS, map(float, bare[:3])))
-    return found if _in_range(found) else None
-
-
-def _in_range(parts: dict[str, float]) -> bool:
-    return all(0 <= v <= 2 for v in parts.values())
+    """WISE legacy's three sub-scores as `extract_scores` reads them; None when it would not get all
+    three (upstream then asks again)."""
+    found = {label.lower().replace(" ", "_"): float(digit) for label, digit in _WISE_LABEL.findall(answer)}
+    if not found:
+        bare = _WISE_BARE_PART.findall(answer)
+        if len(bare) >= 3:
+            found = dict(zip(WISE_PARTS, map(float, bare)))
+    return found if set(WISE_PARTS) <= found.keys() else None
 
 
 def wiscore(parts: dict[str, float]) -> float:
-    """WISE's WiScore: (0.7 consistency + 0.2 realism + 0.1 aesthetic) / 2, in [0, 1]."""
-    return sum(WISE_WEIGHTS[p] * parts[p] for p in WISE_PARTS) / 2
+    """WISE's WiScore: (0.7 consistency + 0.2 realism + 0.1 aesthetic quality) / 2 (Calculate.py)."""
+    return (sum(WISE_WEIGHTS[p] * parts[p] for p in WISE_PARTS)) / 2
+
+
+def parse_wise_verified(answer: str) -> float | None:
+    """WISE_Verified's 0/1 score as vllm_eval.py reads it; None when it finds none."""
+    for pattern in _VERIFIED_THINK:
+        answer = pattern.sub("", answer)
+    answer = answer.strip()
+    m = _VERIFIED_LABEL.search(answer)
+    if m:
+        return float(m.group(1))
+    bare = _VERIFIED_BARE.findall(answer)
+    return float(bare[0]) if len(bare) == 1 else None

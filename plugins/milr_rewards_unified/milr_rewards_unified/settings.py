@@ -89,6 +89,9 @@ class JudgeSettings(JudgeBase):
     parse_retries: int = Field(1, ge=0, le=10, description="Times to ask again when an answer holds no score.")
     concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once across a batch.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the judge (0: repeatable).")
+    extra_body: dict[str, Any] | None = Field(
+        None, description="More top-level fields of each request, e.g. vLLM's chat_template_kwargs."
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -108,7 +108,8 @@ class JudgeClient:
                 time.sleep(self._delay(attempt) if asked is None else asked)
             try:
                 reply = self._client.chat.completions.create(
-                    model=s.model, messages=messages, max_tokens=s.max_tokens, temperature=s.temperature
+                    model=s.model, messages=messages, max_tokens=s.max_tokens, temperature=s.temperature,
+                    extra_body=s.extra_body,
                 )
             except openai.APIStatusError as exc:
                 if exc.status_code < 500 and exc.status_code not in RETRY_STATUSES:
