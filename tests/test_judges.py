@@ -473,9 +473,6 @@ def test_wise_judges_with_wises_own_messages(registry, server, tmp_path, wise_re
     )
     assert "chat_template_kwargs" not in body
 
-    judge.score([image(1)], PromptRecord("the tallest tower in Paris"))
-    assert NO_EXPLANATION in sent_text(server.requests[1][1])
-
 
 # --- waiting as asked, the cache's key and limits, answers that are no score, the early check ------
 

@@ -170,6 +170,6 @@ class WiseCritic(JudgeCritic):
 class WiseVerifiedCritic(WiseCritic):
     """WISE_Verified (vllm_eval.py): the judge's 0/1 score, asked and read as upstream does."""
 
-    def verdict(self, answer: str) -> tuple[float, str] | None:
+    def parse_answer(self, answer: str) -> tuple[float, str]:
         value = parse_wise_verified(answer)
-        return None if value is None else (value, f"Score: {value:g}")
+        return (math.nan, no_score(answer)) if value is None else (value, f"Score: {value:g}")
