@@ -19,16 +19,32 @@ from PIL import Image
 from transformers import JanusForConditionalGeneration, JanusProcessor
 
 from milr_core.hardware import pick_compile, pick_device, pick_dtype, rows_that_fit
-from milr_core.interfaces import Backbone, Drawing, Reasoning
+from milr_core.interfaces import Backbone, Drawing, DrawJob, Reasoning, ReasonJob
 
 from .loading import resolve
-from .static_decode import StaticDecoder, bucket
+from .static_decode import StaticDecoder, bucket, bucket_rows
 
 #: Asks for the "visualization" chain of thought that conditions the image (MILR.md, phase 1).
 REASONING_INSTRUCTION = (
     "Describe in detail how an image of this prompt should look, naming every object "
     "with its colour, count and position: {prompt}"
 )
+
+#: Prompt KV is remembered across calls only for calls of at most this many distinct rows.
+PROMPT_CACHE_ROWS = 16
+
+
+def _sample(logits: torch.Tensor, temperature: torch.Tensor, uniform: torch.Tensor, hot: bool) -> torch.Tensor:
+    """One token per row by inverse-CDF sampling on the row's own uniform (rows with temperature
+    0 take the argmax): a row's token depends on its logits and its uniform, nothing else."""
+    greedy = logits.argmax(-1)
+    if not hot:
+        return greedy
+    warm = temperature > 0
+    probs = torch.softmax(logits / torch.where(warm, temperature, 1.0)[:, None], dim=-1)
+    cdf = probs.cumsum(-1)
+    drawn = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True).squeeze(-1)
+    return torch.where(warm, drawn.clamp_(max=logits.shape[-1] - 1), greedy)
 
 
 class JanusBackbone(Backbone):
@@ -123,13 +139,18 @@ class JanusBackbone(Backbone):
         # every distinct row once; candidates and unchanged prompts of the previous call reuse its KV
         unique, rows = torch.unique(torch.cat([ids, mask], 1), dim=0, return_inverse=True)
         key = unique.cpu().numpy().tobytes()
-        if key not in self._prompts:
-            if len(self._prompts) >= 4:  # the reasoning prompt and the image prompt of the current step, and spares
-                self._prompts.pop(next(iter(self._prompts)))
+        entry = self._prompts.get(key)
+        if entry is None:
             u_ids, u_mask = unique.split(ids.shape[1], dim=1)
-            self._prompts[key] = self._forward(embeds(u_ids), u_mask)
-        hidden, cache = self._prompts[key]
-        decoder = self._decoder(ids.shape[0], bucket(ids.shape[1] + new_tokens + 1))
+            entry = self._forward(embeds(u_ids), u_mask)
+            # one search's prompts are kept (an image-only step redraws from the same text); the many
+            # prompts of a batched bench call rarely repeat, and their KV would crowd out the decoders
+            if len(unique) <= PROMPT_CACHE_ROWS:
+                if len(self._prompts) >= 4:  # the reasoning prompt and the image prompt of the current step, and spares
+                    self._prompts.pop(next(iter(self._prompts)))
+                self._prompts[key] = entry
+        hidden, cache = entry
+        decoder = self._decoder(bucket_rows(ids.shape[0]), bucket(ids.shape[1] + new_tokens + 1))
         decoder.load(cache, rows, mask)
         return decoder, hidden[rows]
 
@@ -143,83 +164,133 @@ class JanusBackbone(Backbone):
             )
         return self._decoders[key]
 
-    def _sample(self, logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
+    def _rows(self, texts: list[str], mode: str) -> list[torch.Tensor]:
+        """The chat-formatted token ids of each text, unpadded (on the CPU)."""
+        batch = self._chat(texts, mode)
+        return [ids[mask.bool()].cpu() for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
+
+    def _pad(self, rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-pad token rows to one length: (ids, mask) on the device."""
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r) :], mask[i, width - len(r) :] = r, 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _noise(self, generator, rows: int, steps: int, temperature: float) -> torch.Tensor:
+        """One job's uniforms for all its sampled tokens, drawn at once from its own generator,
+        so that its draws do not depend on the jobs that share a call (none when greedy)."""
         if temperature == 0:
-            return logits.argmax(-1)
-        probs = torch.softmax(logits.float() / temperature, dim=-1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            return torch.zeros(rows, steps, device=self.device)
+        device = generator.device if generator is not None else self.device
+        return torch.rand(rows, steps, generator=generator, device=device).to(self.device)
 
     # -- phase 1: reasoning text -------------------------------------------------
-    @torch.no_grad()
     def reason(self, prompt, prefixes, max_new_tokens, temperature=0.0, generator=None) -> Reasoning:
-        batch = self._chat([self.instruction.format(prompt=prompt)], "text")
-        rows = 1 if prefixes is None else prefixes.shape[0]
-        ids = batch["input_ids"].expand(rows, -1)
-        mask = batch["attention_mask"].expand(rows, -1)
-        prompt_len = ids.shape[1]
-        if prefixes is not None:
-            ids = torch.cat([ids, prefixes.to(self.device)], 1)
-            mask = torch.cat([mask, torch.ones_like(prefixes, device=self.device)], 1)
-        decoder, hidden = self._start(self.lm.embed_tokens, ids, mask, max_new_tokens)
-        # hidden at position p produces token p + 1: the prefix tokens come from prompt_len - 1 on
-        hiddens = [hidden[:, prompt_len - 1 : -1]]
-        tokens = [ids[:, prompt_len:]]
+        return self.reason_many([ReasonJob(prompt, prefixes, max_new_tokens, temperature, generator)])[0]
+
+    @torch.no_grad()
+    def reason_many(self, jobs: list[ReasonJob]) -> list[Reasoning]:
+        prompts = self._rows([self.instruction.format(prompt=j.prompt) for j in jobs], "text")
+        seqs, forced, limits, temps, noise, counts = [], [], [], [], [], []
+        steps = max(j.max_new_tokens for j in jobs)
+        for job, prompt in zip(jobs, prompts):
+            pre = torch.zeros(1, 0, dtype=torch.long) if job.prefixes is None else job.prefixes.cpu()
+            n = pre.shape[0]
+            counts.append(n)
+            seqs += [torch.cat([prompt, row]) for row in pre]
+            forced += [pre.shape[1]] * n
+            limits += [job.max_new_tokens] * n
+            temps += [job.temperature] * n
+            u = self._noise(job.generator, n, job.max_new_tokens, job.temperature)
+            noise.append(torch.nn.functional.pad(u, (0, steps - job.max_new_tokens)))
+        ids, mask = self._pad(seqs)
+        noise = torch.cat(noise)
+        limit = torch.tensor(limits, device=self.device)
+        temperature = torch.tensor(temps, device=self.device)
+        hot = any(t > 0 for t in temps)
+        decoder, hidden = self._start(self.lm.embed_tokens, ids, mask, steps)
         h = hidden[:, -1]
         eos = self.tokenizer.eos_token_id
+        rows = len(seqs)
         done = torch.zeros(rows, dtype=torch.bool, device=self.device)
-        lengths = torch.full((rows,), tokens[0].shape[1], device=self.device)
-        for _ in range(max_new_tokens):
-            nxt = self._sample(self.model.lm_head(h).float(), temperature, generator)
-            hiddens.append(h[:, None].clone())
-            tokens.append(nxt[:, None])
+        lengths = torch.zeros(rows, dtype=torch.long, device=self.device)
+        new_tokens, new_hidden = [], []
+        for t in range(steps):
+            nxt = _sample(self.model.lm_head(h).float(), temperature, noise[:, t], hot)
+            new_hidden.append(h.clone())
+            new_tokens.append(nxt)
             lengths += ~done
-            done |= nxt == eos
-            if done.all():
+            done |= (nxt == eos) | (limit <= t + 1)
+            if t + 1 == steps or done.all():
                 break
             h = decoder.step(self.lm.embed_tokens(nxt[:, None]))
-        all_tokens, all_hidden = torch.cat(tokens, 1), torch.cat(hiddens, 1)
-        out_tokens, out_hidden, texts = [], [], []
-        for i in range(rows):
-            n = int(lengths[i]) - int(all_tokens[i, : int(lengths[i])].eq(eos).any())  # drop the EOS itself
-            out_tokens.append(all_tokens[i, :n].clone())
-            out_hidden.append(all_hidden[i, :n].clone())
-            texts.append(self.tokenizer.decode(out_tokens[-1], skip_special_tokens=True).strip())
-        return Reasoning(out_tokens, out_hidden, texts)
+        tokens, hiddens = torch.stack(new_tokens, 1), torch.stack(new_hidden, 1)
+        width = ids.shape[1]
+        out: list[Reasoning] = []
+        row = 0
+        for n in counts:
+            part = Reasoning([], [], [])
+            for i in range(row, row + n):
+                m, k = forced[i], int(lengths[i])
+                k -= int(tokens[i, k - 1] == eos)  # drop the EOS itself
+                # hidden at position p produces token p + 1: the forced tokens come from width - m - 1 on
+                part.tokens.append(torch.cat([ids[i, width - m :], tokens[i, :k]]))
+                part.hidden.append(torch.cat([hidden[i, width - m - 1 : width - 1], hiddens[i, :k]]))
+                part.text.append(self.tokenizer.decode(part.tokens[-1], skip_special_tokens=True).strip())
+            out.append(part)
+            row += n
+        return out
 
     # -- phase 2: image tokens -----------------------------------------------------
-    def _image_prompt(self, prompt: str, reasoning: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _image_prompt(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Conditional rows then unconditional rows (pads except BOS/BOI), as transformers does."""
-        batch = self._chat([f"{prompt}. {r}" if r else prompt for r in reasoning], "image")
-        ids, mask = batch["input_ids"], batch["attention_mask"]
+        ids, mask = self._pad(self._rows(texts, "image"))
         uncond = ids.clone()
         bos, boi = self.tokenizer.bos_token_id, self.tokenizer.convert_tokens_to_ids(self.tokenizer.boi_token)
         uncond[(uncond != bos) & (uncond != boi)] = self.tokenizer.pad_token_id
         return torch.cat([ids, uncond]), torch.cat([mask, mask])
 
-    @torch.no_grad()
     def draw(self, prompt, reasoning, prefixes, *, cfg_scale, temperature, keep_hidden, generator=None) -> Drawing:
-        n = len(reasoning)
-        ids, mask = self._image_prompt(prompt, reasoning)
-        decoder, hidden = self._start(self.model.get_input_embeddings(), ids, mask, self.num_image_tokens)
+        job = DrawJob(prompt, reasoning, prefixes, generator)
+        return self.draw_many([job], cfg_scale=cfg_scale, temperature=temperature, keep_hidden=keep_hidden)[0]
+
+    @torch.no_grad()
+    def draw_many(self, jobs: list[DrawJob], *, cfg_scale, temperature, keep_hidden) -> list[Drawing]:
+        total = self.num_image_tokens
+        ids, mask = self._image_prompt([f"{j.prompt}. {r}" if r else j.prompt for j in jobs for r in j.reasoning])
+        n = ids.shape[0] // 2
+        width = max((j.prefixes.shape[1] for j in jobs if j.prefixes is not None), default=0)
+        prefixes = torch.zeros(n, width, dtype=torch.long, device=self.device)
+        forced = torch.zeros(n, dtype=torch.long, device=self.device)
+        row = 0
+        for j in jobs:
+            if j.prefixes is not None:
+                prefixes[row : row + j.rows, : j.prefixes.shape[1]] = j.prefixes
+                forced[row : row + j.rows] = j.prefixes.shape[1]
+            row += j.rows
+        noise = torch.cat([self._noise(j.generator, j.rows, total, temperature) for j in jobs])
+        temp = torch.full((n,), float(temperature), device=self.device)
+        decoder, hidden = self._start(self.model.get_input_embeddings(), ids, mask, total)
         h = hidden[:, -1]
-        forced = 0 if prefixes is None else prefixes.shape[1]
         head = self.model.model.generation_head
-        tokens = torch.empty(n, self.num_image_tokens, dtype=torch.long, device=self.device)
+        tokens = torch.empty(n, total, dtype=torch.long, device=self.device)
         kept = []
-        for i in range(self.num_image_tokens):
+        for i in range(total):
             if i < keep_hidden:
                 kept.append(h[:n].clone())
-            if i < forced:
-                nxt = prefixes[:, i].to(self.device)
-            else:
-                cond, uncond = head(h).float().chunk(2)
-                nxt = self._sample(uncond + cfg_scale * (cond - uncond), temperature, generator)
+            cond, uncond = head(h).float().chunk(2)
+            nxt = _sample(uncond + cfg_scale * (cond - uncond), temp, noise[:, i], temperature > 0)
+            if i < width:
+                nxt = torch.where(forced > i, prefixes[:, i], nxt)
             tokens[:, i] = nxt
-            if i + 1 == self.num_image_tokens:
+            if i + 1 == total:
                 break
             h = decoder.step(self.model.prepare_embeddings_for_image_generation(torch.cat([nxt, nxt])[:, None]))
         hidden_out = torch.stack(kept, 1) if kept else h.new_zeros(n, 0, self.hidden_size)
-        return Drawing(tokens, hidden_out)
+        sizes = [j.rows for j in jobs]
+        return [Drawing(t, k) for t, k in zip(tokens.split(sizes), hidden_out.split(sizes))]
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> list[Image.Image]:
