@@ -25,13 +25,14 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
+from .calls import Call, DecodeCall, DrawCall, ReasonCall, ScoreCall, serve
 from .config import RunConfig
-from .interfaces import IMAGE, TEXT, Backbone, Critic, Drawing, PromptRecord, Strategy
+from .interfaces import IMAGE, TEXT, Backbone, Critic, DrawJob, PromptRecord, ReasonJob, Strategy
 
 log = logging.getLogger(__name__)
 
@@ -154,39 +155,12 @@ class Milr:
         self.on_state = on_state  # called after on_step, so a saved state never runs ahead of the saved steps
         self.generator = torch.Generator(device=backbone.device).manual_seed(config.seed)
 
-    # -- generation --------------------------------------------------------
-    def _draw(self, prompt: str, reasoning: list[str], prefixes: torch.Tensor | None, keep: int) -> Drawing:
-        """Draw len(reasoning) images in as few calls as memory allows; halve on OOM."""
+    # -- generation ----------------------------------------------------------
+    def _draw(self, prompt: str, reasoning: list[str], prefixes: torch.Tensor | None, keep: int) -> DrawCall:
         c = self.config
-        rows = max(1, self.backbone.max_rows())
-        parts: list[Drawing] = []
-        start = 0
-        while start < len(reasoning):
-            stop = min(len(reasoning), start + rows)
-            try:
-                parts.append(
-                    self.backbone.draw(
-                        prompt,
-                        reasoning[start:stop],
-                        None if prefixes is None else prefixes[start:stop],
-                        cfg_scale=c.cfg_scale,
-                        temperature=c.temperature,
-                        keep_hidden=keep,
-                        generator=self.generator,
-                    )
-                )
-                start = stop
-            except torch.OutOfMemoryError:
-                if rows == 1:
-                    raise
-                rows //= 2
-                log.warning("out of memory while drawing; retrying with %d rows per call", rows)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-        return Drawing(torch.cat([p.tokens for p in parts]), torch.cat([p.hidden for p in parts]))
+        return DrawCall(DrawJob(prompt, reasoning, prefixes, self.generator), c.cfg_scale, c.temperature, keep)
 
-    def _score(self, images: list, record: PromptRecord) -> tuple[list[float], list[str]]:
-        scores = self.critic.score(images, record)
+    def _rewards(self, scores) -> tuple[list[float], list[str]]:
         rewards = [float(s.value) for s in scores]
         details = [s.detail for s in scores]
         for i, r in enumerate(rewards):
@@ -206,6 +180,21 @@ class Milr:
     def run(self, record: PromptRecord, resume: SearchState | None = None, earlier: Sequence[Step] = ()) -> Result:
         """Algorithm 1. With `resume` (a state taken after step j) it goes on at step j + 1;
         `earlier` are steps 0..j as first reported, so that the Result covers the whole run."""
+        search = self.search(record, resume, earlier)
+        answer = None
+        while True:
+            try:
+                call = search.send(answer)
+            except StopIteration as stop:
+                return stop.value
+            answer = serve(self.backbone, self.critic, [call])[0]
+
+    def search(
+        self, record: PromptRecord, resume: SearchState | None = None, earlier: Sequence[Step] = ()
+    ) -> Generator[Call, object, Result]:
+        """`run` as a generator: it yields what it needs from the models (calls.py) and is sent the
+        answers, so that a scheduler can answer many searches' calls in one batch. Grad mode is
+        global state, so no `torch.no_grad()` block is open across a yield."""
         c, bb = self.config, self.backbone
         n = c.samples
         steps: list[Step] = list(earlier)
@@ -215,12 +204,12 @@ class Milr:
             # a search starts all samples from one text, whose latents it optimises
             rows = n if c.steps == 0 and c.text_temperature > 0 else 1
             empty = None if rows == 1 else torch.zeros(rows, 0, dtype=torch.long)  # `rows` texts from no prefix
-            first = bb.reason(record.prompt, empty, c.max_reasoning_tokens, c.text_temperature, self.generator)
+            first = yield ReasonCall(ReasonJob(record.prompt, empty, c.max_reasoning_tokens, c.text_temperature, self.generator))
             text_tokens = first.tokens[0]
             m_t = prefix_length(c.text_ratio, len(text_tokens))
             m_v = prefix_length(c.image_ratio, bb.num_image_tokens)
             texts = first.text if rows > 1 else first.text * n
-            drawing = self._draw(record.prompt, texts, None, m_v)
+            drawing = yield self._draw(record.prompt, texts, None, m_v)
             latents = {
                 TEXT: first.hidden[0][:m_t].detach().float().clone().requires_grad_(True),
                 IMAGE: drawing.hidden[0].detach().float().clone().requires_grad_(True),
@@ -264,8 +253,8 @@ class Milr:
                 self.on_state(copy.deepcopy(state))  # a snapshot: the loop goes on changing its tensors
 
         if resume is None:
-            images = bb.decode(drawing.tokens)
-            rewards, details = self._score(images, record)
+            images = yield DecodeCall(drawing.tokens)
+            rewards, details = self._rewards((yield ScoreCall(images, record)))
             done(Step(0, [], rewards, details, texts, images, None, time.perf_counter() - t0))
         best = _best(steps)
 
@@ -275,23 +264,18 @@ class Milr:
             t0 = time.perf_counter()
             groups = self.strategy.groups(k, c.steps) & movable
             loss = self._update(latents, start, prefixes, heads, optimizers, groups, rewards)
-            with torch.no_grad():
-                if TEXT in groups:
-                    temp = 0.0 if n == 1 else 1.0
-                    prefixes[TEXT] = self._sample_prefix(bb.text_logits(latents[TEXT]), n, temp)
-                    new = bb.reason(
-                        record.prompt,
-                        prefixes[TEXT],
-                        max(1, c.max_reasoning_tokens - m_t),
-                        c.continuation_temperature,
-                        self.generator,
-                    )
-                    texts = new.text
-                if IMAGE in groups:
+            if TEXT in groups:
+                with torch.no_grad():
+                    prefixes[TEXT] = self._sample_prefix(bb.text_logits(latents[TEXT]), n, 0.0 if n == 1 else 1.0)
+                job = ReasonJob(record.prompt, prefixes[TEXT], max(1, c.max_reasoning_tokens - m_t),
+                                c.continuation_temperature, self.generator)
+                texts = (yield ReasonCall(job)).text
+            if IMAGE in groups:
+                with torch.no_grad():
                     prefixes[IMAGE] = self._sample_prefix(bb.image_logits(latents[IMAGE]), n, c.temperature)
-                drawing = self._draw(record.prompt, texts, prefixes[IMAGE], m_v)
-            images = bb.decode(drawing.tokens)
-            rewards, details = self._score(images, record)
+            drawing = yield self._draw(record.prompt, texts, prefixes[IMAGE], m_v)
+            images = yield DecodeCall(drawing.tokens)
+            rewards, details = self._rewards((yield ScoreCall(images, record)))
             done(Step(k, sorted(groups), rewards, details, texts, images, loss, time.perf_counter() - t0))
             best = _best(steps)
 
