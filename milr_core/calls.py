@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
-from .interfaces import Backbone, Critic, Drawing, DrawJob, PromptRecord, ReasonJob
+from .interfaces import Backbone, Critic, Drawing, DrawJob, PromptRecord, Reasoning, ReasonJob
 
 log = logging.getLogger(__name__)
 
@@ -53,71 +53,88 @@ class ScoreCall:
 Call = ReasonCall | DrawCall | DecodeCall | ScoreCall
 
 
-def serve(backbone: Backbone, critic: Critic, calls: list[Call]) -> list[Any]:
-    """Answer calls of one kind, in order."""
+def serve(backbone: Backbone, critic: Critic, calls: list[Call], pool: bool = True) -> list[Any]:
+    """Answer calls of one kind, in order: pooled into shared model calls, or (`pool` False)
+    each on its own, exactly as one search at a time would be answered."""
+    if not pool and len(calls) > 1:
+        return [serve(backbone, critic, [c])[0] for c in calls]
     kind = type(calls[0])
     if any(type(c) is not kind for c in calls):
         raise ValueError("serve answers calls of one kind at a time")
-    if kind is ReasonCall:
-        return backbone.reason_many([c.job for c in calls])
-    if kind is DrawCall:
-        return _draw(backbone, calls)
+    if kind in (ReasonCall, DrawCall):
+        return _batched(backbone, calls)
     if kind is DecodeCall:
         return _decode(backbone, calls)
     return _score(critic, calls)
 
 
-def _split(job: DrawJob, rows: int) -> list[DrawJob]:
-    """A job of more rows than one call holds, as consecutive jobs on the same generator."""
-    return [
-        DrawJob(job.prompt, job.reasoning[i : i + rows], None if job.prefixes is None else job.prefixes[i : i + rows],
-                job.generator)
-        for i in range(0, job.rows, rows)
-    ]
+def _rows(job: ReasonJob | DrawJob) -> int:
+    if isinstance(job, DrawJob):
+        return job.rows
+    return 1 if job.prefixes is None else job.prefixes.shape[0]
 
 
-def _draw(backbone: Backbone, calls: list[DrawCall]) -> list[Drawing]:
-    """All calls' images in as few backbone calls as memory allows; halve the rows on OOM.
+def _split(job: ReasonJob | DrawJob, rows: int) -> list:
+    """A job of more rows than one backbone call holds, as consecutive jobs on the same generator."""
+    if _rows(job) <= rows:
+        return [job]
+    cut = range(0, _rows(job), rows)
+    if isinstance(job, ReasonJob):
+        return [replace(job, prefixes=job.prefixes[i : i + rows]) for i in cut]
+    return [replace(job, reasoning=job.reasoning[i : i + rows],
+                    prefixes=None if job.prefixes is None else job.prefixes[i : i + rows]) for i in cut]
 
-    Calls with equal settings share backbone calls; a call is split only where it alone
-    holds more rows than fit, at the same rows whoever else is drawing."""
+
+def _join(parts: list) -> Reasoning | Drawing:
+    if isinstance(parts[0], Reasoning):
+        return Reasoning(*(sum((getattr(p, f) for p in parts), []) for f in ("tokens", "hidden", "text")))
+    return Drawing(torch.cat([p.tokens for p in parts]), torch.cat([p.hidden for p in parts]))
+
+
+def _batched(backbone: Backbone, calls: list[ReasonCall] | list[DrawCall]) -> list:
+    """All calls' jobs in as few backbone calls as memory allows (`max_rows` rows each); on
+    out-of-memory, everything again with half the rows.
+
+    A job is split only where it alone holds more rows than fit, at the same rows whoever
+    else is in the batch, so its generator makes the same draws in the same order."""
     rows = max(1, backbone.max_rows())
     while True:
+        # every call's generator goes back to where it was if the batch has to be redone smaller
+        states = [(c.job.generator, c.job.generator.get_state()) for c in calls if c.job.generator is not None]
         try:
-            return _draw_in(backbone, calls, rows)
+            return _packed(backbone, calls, rows)
         except torch.OutOfMemoryError:
             if rows == 1:
                 raise
+            for generator, state in states:
+                generator.set_state(state)
             rows //= 2
-            log.warning("out of memory while drawing; retrying with %d rows per call", rows)
+            log.warning("out of memory; retrying with %d rows per call", rows)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
 
-def _draw_in(backbone: Backbone, calls: list[DrawCall], rows: int) -> list[Drawing]:
-    # every call's generator goes back to where it was if the batch has to be redrawn smaller
-    states = [(c.job.generator, c.job.generator.get_state()) for c in calls if c.job.generator is not None]
-    try:
-        parts: dict[int, list[Drawing]] = {i: [] for i in range(len(calls))}
-        groups: dict[tuple, list[int]] = {}
-        for i, c in enumerate(calls):
-            groups.setdefault(c.settings, []).append(i)
-        for (cfg_scale, temperature, keep), members in groups.items():
-            pieces = [(i, piece) for i in members for piece in _split(calls[i].job, rows)]
-            while pieces:
-                batch, used = [], 0
-                while pieces and used + pieces[0][1].rows <= rows:
-                    batch.append(pieces.pop(0))
-                    used += batch[-1][1].rows
-                out = backbone.draw_many([p for _, p in batch], cfg_scale=cfg_scale, temperature=temperature,
-                                         keep_hidden=keep)
-                for (i, _), drawing in zip(batch, out):
-                    parts[i].append(drawing)
-        return [Drawing(torch.cat([p.tokens for p in ps]), torch.cat([p.hidden for p in ps])) for ps in parts.values()]
-    except torch.OutOfMemoryError:
-        for generator, state in states:
-            generator.set_state(state)
-        raise
+def _packed(backbone: Backbone, calls: list[ReasonCall] | list[DrawCall], rows: int) -> list:
+    parts: list[list] = [[] for _ in calls]
+    groups: dict[tuple, list[int]] = {}  # draws with different settings cannot share a call
+    for i, c in enumerate(calls):
+        groups.setdefault(c.settings if isinstance(c, DrawCall) else (), []).append(i)
+    for settings, members in groups.items():
+        pieces = [(i, piece) for i in members for piece in _split(calls[i].job, rows)]
+        while pieces:
+            batch, used = [], 0
+            while pieces and used + _rows(pieces[0][1]) <= rows:  # every piece fits alone
+                batch.append(pieces.pop(0))
+                used += _rows(batch[-1][1])
+            jobs = [job for _, job in batch]
+            if settings:
+                cfg_scale, temperature, keep = settings
+                out = backbone.draw_many(jobs, cfg_scale=cfg_scale, temperature=temperature, keep_hidden=keep)
+            else:
+                out = backbone.reason_many(jobs)
+            for (i, _), answer in zip(batch, out):
+                parts[i].append(answer)
+    return [_join(p) for p in parts]
 
 
 def _decode(backbone: Backbone, calls: list[DecodeCall]) -> list[list]:
