@@ -66,6 +66,7 @@ class JanusBackbone(Backbone):
         self.compile = compile  # TorchInductor-fused decoder calls (static_decode.py)
         self._decoders: dict[tuple[int, int], StaticDecoder] = {}
         self._prompts: dict[bytes, tuple[torch.Tensor, object]] = {}  # prompt rows -> (hidden, KV)
+        self._max_rows: int | None = None
 
     @classmethod
     def from_pretrained(
@@ -80,7 +81,7 @@ class JanusBackbone(Backbone):
         `compile` None follows MILR_COMPILE (see milr_core.hardware.pick_compile)."""
         dev = pick_device(device)
         dt = pick_dtype(dev, dtype)
-        model, processor = resolve(source, dt)
+        model, processor = resolve(source, dt, dev)
         return cls(model.to(dev), processor, name or source, compile=pick_compile(dev, compile))
 
     # -- facts ---------------------------------------------------------------
@@ -101,11 +102,17 @@ class JanusBackbone(Backbone):
         return self.model.dtype
 
     def max_rows(self) -> int:
-        # KV cache of one CFG pair (2 rows) over prompt + image, plus activations (x2).
-        cfg = self.model.config.text_config
-        per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * (cfg.hidden_size // cfg.num_attention_heads)
-        per_row = 2 * 2 * per_token * (self.num_image_tokens + 1024) * self.dtype.itemsize
-        return rows_that_fit(self.device, per_row, cap=16)
+        # Decided once, on the free memory beside the weights: asked again later, the answer would
+        # shrink by the caches that earlier calls keep, and each new answer would make new caches.
+        if self._max_rows is None:
+            cfg = self.model.config.text_config
+            per_position = (2 * cfg.num_hidden_layers * cfg.num_key_value_heads
+                            * (cfg.hidden_size // cfg.num_attention_heads) * self.dtype.itemsize)
+            # per image of a step: its CFG pair's KV over prompt and image, its reasoning row's KV
+            # (two text decoders: the first text and its continuations), the prompt KV being copied in
+            positions = 2 * (self.num_image_tokens + 512) + 2 * 512 + 2 * 512
+            self._max_rows = rows_that_fit(self.device, per_position * positions, cap=64)
+        return self._max_rows
 
     # -- heads: the policy that MILR optimises --------------------------------
     def text_logits(self, latents: torch.Tensor) -> torch.Tensor:
