@@ -54,12 +54,13 @@ def sync(device: str) -> None:
 
 
 def models(args, device: str):
-    from milr_core.plugins import registry
+    from milr_rewards_geneval.plugin import HELD_OUT_SEED
+    from milr_rewards_geneval.shapes import prompt_set
     from milr_rewards_geneval.shapes_oracle import ShapesOracle
 
     torch.manual_seed(0)  # the random weights: the same on every rank
     backbone = build(args.shape, device, torch.bfloat16 if device.startswith("cuda") else torch.float32)
-    records = registry().create("benchmark", "shapes").load(None, args.prompts)
+    records = prompt_set(args.prompts, seed=HELD_OUT_SEED)  # `milr bench shapes`'s prompts, without entry points
     return backbone, ShapesOracle(), records
 
 
@@ -146,8 +147,8 @@ def worker(args) -> None:
     device = f"cuda:{int(os.environ['LOCAL_RANK'])}" if args.device == "cuda" else "cpu"
     if args.device == "cuda":
         torch.cuda.set_device(device)
+    backbone, critic, records = models(args, device)  # first: in a process group only rank 0 would save the tiny one
     dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
-    backbone, critic, records = models(args, device)
     backbone.max_rows()
     dist.barrier()
     start = time.time()
