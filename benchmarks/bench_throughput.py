@@ -27,10 +27,10 @@ fresh process through JanusBackbone.from_pretrained, reporting that process's pe
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -121,7 +121,8 @@ def one_gpu(args, device: str) -> dict:
     # warm-up: the one-row decoders' graphs, cuBLAS, the critic
     timed_bench(args, backbone, critic, records, [0], work / "warm", device, slots=1, pool=False)
     old = range(1, 1 + args.old_prompts)
-    res["one_at_a_time"] = timed_bench(args, backbone, critic, records, old, work / "old", device, slots=1, pool=False)
+    if old:
+        res["one_at_a_time"] = timed_bench(args, backbone, critic, records, old, work / "old", device, slots=1, pool=False)
     backbone._decoders.clear()
     backbone._prompts.clear()
     if device.startswith("cuda"):
@@ -130,12 +131,13 @@ def one_gpu(args, device: str) -> dict:
     res["batched"] = timed_bench(args, backbone, critic, records, range(args.prompts), work / "batched", device,
                                  pool=True)
     res["batched"]["rows_per_draw_call"] = {"max": max(rows), "mean": round(sum(rows) / len(rows), 2), "calls": len(rows)}
-    res["speedup_images_per_s"] = round(res["batched"]["images_per_s"] / res["one_at_a_time"]["images_per_s"], 2)
-    # same prompts, same seeds: the batched run must have drawn the same images as the one at a time (up to
-    # bfloat16 rounding in batches of other shapes); count the images that came out byte-identical
-    same = sum((work / "old" / f"{i:05d}/samples/0000.png").read_bytes()
-               == (work / "batched" / f"{i:05d}/samples/0000.png").read_bytes() for i in old)
-    res["identical_final_images_old_vs_batched"] = f"{same}/{len(old)}"
+    if old:
+        res["speedup_images_per_s"] = round(res["batched"]["images_per_s"] / res["one_at_a_time"]["images_per_s"], 2)
+        # same prompts, same seeds: on the CPU the images would be byte-identical; here bfloat16 sums over
+        # batches of other shapes move some sampled tokens. Count the final images that came out identical.
+        same = sum((work / "old" / f"{i:05d}/samples/0000.png").read_bytes()
+                   == (work / "batched" / f"{i:05d}/samples/0000.png").read_bytes() for i in old)
+        res["identical_final_images_old_vs_batched"] = f"{same}/{len(old)}"
     return res
 
 
@@ -149,7 +151,8 @@ def worker(args) -> None:
         torch.cuda.set_device(device)
     backbone, critic, records = models(args, device)  # first: in a process group only rank 0 would save the tiny one
     dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
-    backbone.max_rows()
+    # warm-up, as the one-GPU run had: first kernels, cuBLAS, the critic
+    timed_bench(args, backbone, critic, records, [rank], args.work / f"warm{rank}", device, slots=1, pool=False)
     dist.barrier()
     start = time.time()
     res = timed_bench(args, backbone, critic, records, range(rank, args.prompts, world), args.work / f"rank{rank}",
@@ -179,8 +182,34 @@ def many_gpus(args) -> dict:
     }
 
 
+LOAD = """
+import sys, threading, time
+from milr_janus.backbone import JanusBackbone
+
+def rss(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+
+peak, done = [0], threading.Event()
+def watch():  # anonymous memory is what a load costs; mapped file pages stay in the page cache
+    while not done.is_set():
+        peak[0] = max(peak[0], rss("RssAnon:"))
+        time.sleep(0.02)
+threading.Thread(target=watch, daemon=True).start()
+before, t = rss("RssAnon:"), time.perf_counter()
+b = JanusBackbone.from_pretrained(sys.argv[1], device=sys.argv[2], dtype="bfloat16")
+seconds = time.perf_counter() - t
+done.set()
+peak[0] = max(peak[0], rss("RssAnon:"))
+print(before, peak[0], rss("VmHWM:"), seconds, b.model.device, b.model.dtype)
+"""
+
+
 def load_check(args, device: str) -> dict:
-    """Peak host memory of loading the saved weights onto the device, in a fresh process."""
+    """Host memory of loading the saved weights onto the device, in a fresh process: peak anonymous
+    memory (sampled every 20 ms) and peak resident size (VmHWM, which counts the file pages mapped
+    while reading the safetensors too)."""
     from milr_janus.tiny import save_checkpoint
 
     folder = args.work / f"checkpoint-{args.shape}"
@@ -188,17 +217,13 @@ def load_check(args, device: str) -> dict:
     save_checkpoint(backbone.model, backbone.tokenizer, folder)
     del backbone
     size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
-    code = (
-        "import resource, sys, time, torch; from milr_janus.backbone import JanusBackbone; t = time.perf_counter(); "
-        f"b = JanusBackbone.from_pretrained({str(folder)!r}, device={device!r}, dtype='bfloat16'); "
-        "s = time.perf_counter() - t; "
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, s, b.model.device, b.model.dtype)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", LOAD, str(folder), device], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
-    rss, seconds, where, dtype = done.stdout.split()[-4:]
-    return {"checkpoint_gib": round(size / 2**30, 2), "peak_rss_gib": round(int(rss) / 2**30, 2),
+    before, anon, hwm, seconds, where, dtype = done.stdout.split()[-6:]
+    gib = 2**30
+    return {"checkpoint_gib": round(size / gib, 2), "anon_before_load_gib": round(int(before) / gib, 2),
+            "peak_anon_gib": round(int(anon) / gib, 2), "peak_rss_gib": round(int(hwm) / gib, 2),
             "load_s": round(float(seconds), 1), "loaded_on": where, "dtype": dtype}
 
 
@@ -258,6 +283,7 @@ def main() -> None:
         except Exception:  # keep what the other parts measured
             res[name] = {"error": traceback.format_exc()[-3000:]}
         res[name]["part_s"] = round(time.perf_counter() - t, 1)
+        gc.collect()  # the part's models (count_rows makes a cycle) must leave GPU 0 before torchrun starts
         if gpu:
             torch.cuda.empty_cache()
         print(name, json.dumps(res[name]), flush=True)
