@@ -6,8 +6,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
 
 from milr_core.bench.layout import BenchDir
 from milr_core.bench.runner import Bench, BenchSettings, mode_config
@@ -53,12 +53,20 @@ def _together(backbone, critic, strategy, records, config, slots, pool):
     return results
 
 
-def _compare(backbone, critic, strategy, records, config, pool, slots=3):
+def _compare(backbone, critic, strategy, records, config, pool, slots=3, pixels=0):
+    """`pixels`: how far a pixel may move, where pooled VQ decoding (convolutions over a batch of
+    another size) rounds differently; the tokens behind the pixels must still be the same."""
     alone = [Milr(backbone, critic, strategy, config.model_copy(update={"seed": i})).run(r) for i, r in enumerate(records)]
     together = _together(backbone, critic, strategy, records, config, slots, pool)
     assert sorted(together) == list(range(len(records)))
     for i, result in enumerate(alone):
-        assert _outputs(together[i]) == _outputs(result)
+        if pixels:
+            for a, b in zip(together[i].steps, result.steps):
+                assert (a.step, a.groups, a.reasoning, a.rewards) == (b.step, b.groups, b.reasoning, b.rewards)
+                for x, y in zip(a.images, b.images):
+                    assert np.abs(np.asarray(x, dtype=int) - np.asarray(y, dtype=int)).max() <= pixels
+        else:
+            assert _outputs(together[i]) == _outputs(result)
         losses = [[math.nan if s.loss is None else s.loss for s in r.steps] for r in (together[i], result)]
         if pool:  # shared calls change the batch's shape, and with it the last bits of the hidden states
             assert losses[0] == pytest.approx(losses[1], rel=1e-4, abs=1e-5, nan_ok=True)
@@ -86,7 +94,7 @@ def test_janus_shapes_with_its_oracle_searches_at_once_equal_one_at_a_time():
     oracle = registry().get("critic", "shapes-oracle").factory(backbone=shapes)
     records = registry().create("benchmark", "shapes").load(None, 2)
     config = RunConfig(steps=1, samples=1, threshold=1.0, max_reasoning_tokens=8)
-    _compare(shapes, oracle, Joint(), records, config, pool=True)
+    _compare(shapes, oracle, Joint(), records, config, pool=True, pixels=2)
 
 
 def test_scheduler_keeps_at_most_slots_searches_and_refills_them():
@@ -106,12 +114,12 @@ def test_slots_follow_the_rows_a_draw_holds():
 
 
 def _bench(root, backbone, critic, slots, text_temperature):
-    records = registry().create("benchmark", "shapes").load(None, 4)
-    run = mode_config("milr", RunConfig(steps=2, max_reasoning_tokens=6, threshold=0.473,
+    records = registry().create("benchmark", "shapes").load(None, 3)
+    run = mode_config("milr", RunConfig(steps=1, max_reasoning_tokens=6, threshold=0.473,
                                         text_temperature=text_temperature), None)
     settings = BenchSettings(benchmark="shapes", prompts=len(records), prompts_sha256="x", mode="milr",
                              images_per_prompt=2, backbone="tiny", critic=critic.name, run=run)
-    Bench(settings, records, BenchDir(root), backbone, critic, Joint(), slots=slots).run_prompts(list(range(4)))
+    Bench(settings, records, BenchDir(root), backbone, critic, Joint(), slots=slots).run_prompts(list(range(3)))
     out = {}
     for path in sorted(Path(root).rglob("*")):
         if path.suffix == ".png":
@@ -129,7 +137,7 @@ def test_bench_on_the_cpu_writes_byte_identical_files_at_any_concurrency(tiny, t
     critic = registry().get("critic", "self").factory(backbone=tiny)
     one = _bench(tmp_path / "one", tiny, critic, 1, text_temperature)
     many = _bench(tmp_path / "many", tiny, critic, 8, text_temperature)
-    assert len([k for k in one if k.endswith(".png")]) == 8 and one == many
+    assert len([k for k in one if k.endswith(".png")]) == 6 and one == many
 
 
 def test_out_of_memory_redraws_everything_with_half_the_rows():
