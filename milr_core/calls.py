@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .interfaces import Backbone, Critic, Drawing, DrawJob, PromptRecord, Reasoning, ReasonJob
+from .interfaces import Backbone, Critic, Drawing, DrawJob, PromptRecord, Reasoning, ReasonJob, score_images
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +157,7 @@ def _score(critic: Critic, calls: list[ScoreCall]) -> list[list]:
     out: list[list] = [[] for _ in calls]
     for members in groups.values():
         images = [im for i in members for im in calls[i].images]
-        scores = critic.score(images, calls[members[0]].record)
-        if len(scores) != len(images):
-            raise ValueError(f"critic {critic.name} returned {len(scores)} scores for {len(images)} images")
+        scores = score_images(critic, images, calls[members[0]].record)
         start = 0
         for i in members:
             out[i] = scores[start : start + len(calls[i].images)]

@@ -41,6 +41,7 @@ def generate(
     prompt: str = typer.Argument(..., help="What the image should show."),
     backbone: str = typer.Option(DEFAULT_BACKBONE, "--backbone", "-b", help="Backbone name (see `milr plugins`) or a local checkpoint folder."),
     critic: str = typer.Option(DEFAULT_CRITIC, "--critic", "-c", help="Critic name (see `milr plugins`)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="milr (default) or paper: the MILR authors' procedure."),
     strategy: Optional[str] = typer.Option(None, "--strategy", "-s", help="joint, alt, t2v, text-only, image-only."),
     steps: Optional[int] = typer.Option(None, "--steps", "-k", help="K: optimisation steps."),
     samples: Optional[int] = typer.Option(None, "--samples", help="Images per step (leave-one-out baseline when > 1)."),
@@ -65,7 +66,7 @@ def generate(
         if not prompt.strip():
             raise MilrError("the prompt is empty")
         cfg = load_config(
-            config, steps=steps, samples=samples, lr=lr, threshold=threshold, seed=seed, strategy=strategy
+            config, preset=preset, steps=steps, samples=samples, lr=lr, threshold=threshold, seed=seed, strategy=strategy
         )
         settings = {"prompt": prompt, "backbone": backbone, "critic": critic, "run": cfg.model_dump()}
         if resume:
@@ -94,7 +95,8 @@ def generate(
             kept = run_dir.rewind(state.step)  # steps whose files are on disk, for an interrupted run
         else:
             run_dir = RunDir(root, overwrite=overwrite)
-            run_dir.write_config({**settings, "hardware": hardware})
+            backbone_obj.configure(cfg)
+            run_dir.write_config({**settings, "hardware": hardware, "prompts": backbone_obj.prompt_strings(prompt)})
             state, kept = None, []
         try:
             result = _run_with_progress(backbone_obj, critic_obj, strategy_obj, prompt, cfg, run_dir, as_json, kept, state)
@@ -102,7 +104,7 @@ def generate(
         except KeyboardInterrupt:
             if not kept:
                 raise
-            result, interrupted = Result.from_steps(kept), True
+            result, interrupted = Result.from_steps(kept, return_image=cfg.return_image), True
         run_dir.write_final(result, interrupted=interrupted)
         page = write_report([root])
     except KeyboardInterrupt:
@@ -123,19 +125,24 @@ def generate(
         "out": str(root),
         "final_image": str(root / "final.png"),
         "report": str(page),
+        "reward": json_number(result.final_reward),
+        "step": result.final_step,
         "best_reward": json_number(result.best_reward),
-        "best_step": result.best_step,
         "steps_run": len(result.steps) - 1,
         "stopped_early": result.stopped_early,
-        "reasoning": result.best_reasoning,
+        "reasoning": result.final_reasoning,
         "rewards": [s.trace()["rewards"] for s in result.steps],
     }
     if as_json:
         print(json.dumps(summary))
     else:
-        reward = "none (the critic gave NaN for every image)" if summary["best_reward"] is None else f"{result.best_reward:.3f}"
-        out.print(f"best reward [bold]{reward}[/] at step {result.best_step}; image: {root / 'final.png'}")
-        out.print(f"reasoning: {result.best_reasoning}", highlight=False)
+        if cfg.return_image == "last":
+            label, nan = "reward of the last image", "none (the critic gave NaN)"
+        else:
+            label, nan = "best reward", "none (the critic gave NaN for every image)"
+        reward = nan if summary["reward"] is None else f"{result.final_reward:.3f}"
+        out.print(f"{label} [bold]{reward}[/] at step {result.final_step}; image: {root / 'final.png'}")
+        out.print(f"reasoning: {result.final_reasoning}", highlight=False)
         out.print(f"report: {page}", highlight=False, soft_wrap=True)
 
 

@@ -7,9 +7,40 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import MilrError
+
+
+#: The settings each preset gives the fields a run does not set itself. `milr` is the
+#: fields' own defaults; `paper` is the MILR authors' Janus-Pro procedure with their
+#: GenEval scripts' settings (../shared/MILR_REFERENCE.md; docs/concepts.md, "milr and the paper").
+PRESETS: dict[str, dict[str, Any]] = {
+    "milr": {},
+    "paper": {
+        "steps": 30,
+        "lr": 0.03,
+        "optimizer": "adam",
+        "text_ratio": 0.2,
+        "image_ratio": 0.02,
+        "threshold": 0.9,
+        "samples": 1,
+        "baseline": 1.0,
+        "cfg_scale": 5.0,
+        "temperature": 1.0,
+        "text_temperature": 0.0,
+        "continuation_temperature": 0.0,
+        "max_reasoning_tokens": 512,
+        "continuation_tokens": 513,
+        "l2": 0.0,
+        "image_policy": "guided",
+        "loss_target": "argmax",
+        "prefix_rule": "floor",
+        "reward_shaping": "binary",
+        "return_image": "last",
+        "ablations": "paper",
+    },
+}
 
 
 class RunConfig(BaseModel):
@@ -17,6 +48,11 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    preset: Literal["milr", "paper"] = Field(
+        "milr",
+        description="Defaults for every field not set: milr (measured best, docs/concepts.md) or paper "
+        "(the MILR authors' Janus-Pro procedure and GenEval settings).",
+    )
     steps: int = Field(20, ge=0, le=1000, description="K: optimisation steps after the first image (0 = baseline only).")
     lr: float = Field(0.03, gt=0, le=10, description="Learning rate of the optimiser on the latents (paper: 0.03).")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimiser on the latents.")
@@ -40,9 +76,59 @@ class RunConfig(BaseModel):
         description="Temperature of the reasoning text continued after each text-latent update (0 = greedy, as the reference code).",
     )
     max_reasoning_tokens: int = Field(256, ge=1, le=4096, description="Most new tokens of reasoning text.")
+    continuation_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=4096,
+        description="Most new tokens continued after a text prefix (None: max_reasoning_tokens minus the prefix; paper: 513).",
+    )
     l2: float = Field(0.0, ge=0, description="Weight of the L2 pull of latents towards their start values.")
     strategy: str = Field("joint", description="Which latents move at each step: joint, alt, t2v, text-only, image-only.")
+    image_policy: Literal["guided", "conditional"] = Field(
+        "guided",
+        description="Distribution of the image prefix and its loss: guided (CFG of both rows' latents, what the image "
+        "is drawn from; paper) or conditional (the conditional row's head alone).",
+    )
+    loss_target: Literal["drawn", "argmax"] = Field(
+        "drawn",
+        description="Tokens whose log-probability the loss weighs: drawn (the prefix the rewarded image was made "
+        "from) or argmax (the most likely tokens under the current latents; paper).",
+    )
+    prefix_rule: Literal["ceil", "floor"] = Field(
+        "ceil",
+        description="Prefix lengths: ceil(ratio * T), at least 1, T without the end token; or floor: int(ratio * T), "
+        "T counting the end token, and no search at all when a length is 0 (paper).",
+    )
+    reward_shaping: Literal["fraction", "binary"] = Field(
+        "fraction",
+        description="For critics that judge correctness (oracles): the critic's graded score (fraction) or 1/0 by "
+        "its verdict (binary; paper). Other critics' scores are used as they are.",
+    )
+    return_image: Literal["best", "last"] = Field(
+        "best", description="Which image a run returns: the best scored (milr) or the last generated (paper)."
+    )
+    ablations: Literal["milr", "paper"] = Field(
+        "milr",
+        description="How text-only and image-only searches are built: milr (every image conditioned on the "
+        "reasoning text, text-only keeps the first image's prefix) or paper (image-only writes no reasoning "
+        "text, text-only draws each image without a forced prefix).",
+    )
+    frozen: bool = Field(
+        False,
+        description="Resample control: the latents never move (no gradient step), everything else as in MILR; "
+        "what `milr bench --mode resample` runs.",
+    )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        """A preset fills the fields the caller did not set; set fields win."""
+        if not isinstance(data, dict):
+            return data
+        preset = data.get("preset", "milr")
+        if preset not in PRESETS:
+            return data  # the field's own check names the allowed values
+        return {**PRESETS[preset], **data}
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -1,19 +1,23 @@
 """The MILR loop (Algorithm 1 of arXiv 2509.22761): REINFORCE on latent vectors.
 
 Step 0 writes the reasoning text and the first image(s) and reads the latents:
-the final-layer hidden states behind the first ceil(text_ratio * T) reasoning
-tokens and the first ceil(image_ratio * N) image tokens. Every later step
+the final-layer hidden states behind the first m_t reasoning tokens and the
+first m_v image tokens (both CFG rows of each image token). Every later step
 1. updates the moving latent groups with Adam on
-   -(r - b) * log p(prefix | z)  (+ an optional L2 pull to the start),
-   where the prefix tokens and rewards r are those of the previous step;
+   -(r - b) * log p(target | z)  (+ an optional L2 pull to the start), where r
+   are the previous step's rewards and the targets the prefix tokens those
+   images were made from (`loss_target = "drawn"`) or the most likely tokens
+   under the current latents (`"argmax"`, the reference);
 2. reads new prefix tokens from the updated latents (text: argmax with one
-   sample per step, sampled otherwise; image: sampled), regenerates the
-   reasoning text when text latents moved (continued after the prefix at
-   `continuation_temperature`: sampled by default, where the reference code
-   continues greedily and so can never move the words past the prefix) and
-   the image always, and
-3. scores the new image(s) with the critic.
-It stops once a reward exceeds the threshold and returns the best image seen.
+   sample per step, sampled otherwise; image: sampled from the guided or the
+   conditional distribution, `image_policy`), regenerates the reasoning text
+   when text latents moved (continued after the prefix at
+   `continuation_temperature`) and the image always, and
+3. scores the new image(s) with the critic; every answer is checked here.
+It stops once a reward exceeds the threshold and returns the best image seen
+(or the last, `return_image`). With `frozen` the update is skipped: the same
+loop resamples from fixed latents, the control that shows what the gradient adds.
+RunConfig's `preset` chooses these settings together (config.py, PRESETS).
 After every step the whole search state can be handed out (`on_state`), and a
 search can go on from such a state (`run(resume=...)`) exactly as it would have.
 Nothing here knows a model: the backbone's heads are the policy.
@@ -49,6 +53,7 @@ class Step:
     images: list = field(repr=False)  # PIL images
     loss: float | None
     seconds: float
+    correct: list[bool | None] = field(default_factory=list)  # the critic's own verdicts (oracles), else None
 
     def trace(self) -> dict:
         """The JSON-serialisable part (images are written by the caller)."""
@@ -56,6 +61,7 @@ class Step:
             "step": self.step,
             "groups": self.groups,
             "rewards": [json_number(r) for r in self.rewards],
+            "correct": self.correct,
             "details": self.details,
             "reasoning": self.reasoning,
             "loss": self.loss,
@@ -65,24 +71,47 @@ class Step:
 
 @dataclass
 class Result:
+    """A finished (or interrupted) search; `final_*` is the image it returns."""
+
     steps: list[Step]
-    best_step: int
-    best_sample: int
-    best_reward: float
+    final_step: int
+    final_sample: int
     stopped_early: bool
 
     @classmethod
-    def from_steps(cls, steps: list[Step], stopped_early: bool = False) -> Result:
-        """The best of the steps so far (also what an interrupted run keeps)."""
-        return cls(steps, *_best(steps), stopped_early)
+    def from_steps(cls, steps: list[Step], stopped_early: bool = False, return_image: str = "best") -> Result:
+        """The returned image of the steps so far (also what an interrupted run keeps): the best
+        scored, or with `return_image="last"` the last generated (the first sample of the last step)."""
+        step, sample = (len(steps) - 1, 0) if return_image == "last" else best_of(steps)[:2]
+        return cls(steps, step, sample, stopped_early)
 
     @property
-    def best_image(self):
-        return self.steps[self.best_step].images[self.best_sample]
+    def final(self) -> Step:
+        return self.steps[self.final_step]
 
     @property
-    def best_reasoning(self) -> str:
-        return self.steps[self.best_step].reasoning[self.best_sample]
+    def final_image(self):
+        return self.final.images[self.final_sample]
+
+    @property
+    def final_reasoning(self) -> str:
+        return self.final.reasoning[self.final_sample]
+
+    @property
+    def final_reward(self) -> float:
+        return self.final.rewards[self.final_sample]
+
+    @property
+    def final_detail(self) -> str:
+        return self.final.details[self.final_sample]
+
+    @property
+    def final_correct(self) -> bool | None:
+        return self.final.correct[self.final_sample] if self.final.correct else None
+
+    @property
+    def best_reward(self) -> float:
+        return best_of(self.steps)[2]
 
     @property
     def images_generated(self) -> int:
@@ -117,7 +146,11 @@ def json_number(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def prefix_length(ratio: float, total: int) -> int:
+def prefix_length(ratio: float, total: int, rule: str = "ceil") -> int:
+    """How many of `total` positions a prefix of share `ratio` takes: ceil (at least one of a
+    non-empty sequence) or floor, the reference's int(ratio * total), which may be 0."""
+    if rule == "floor":
+        return int(ratio * total)
     return min(total, math.ceil(ratio * total))
 
 
@@ -160,14 +193,19 @@ class Milr:
         c = self.config
         return DrawCall(DrawJob(prompt, reasoning, prefixes, self.generator), c.cfg_scale, c.temperature, keep)
 
-    def _rewards(self, scores) -> tuple[list[float], list[str]]:
-        rewards = [float(s.value) for s in scores]
-        details = [s.detail for s in scores]
-        for i, r in enumerate(rewards):
+    def _rewards(self, scores) -> tuple[list[float], list[str], list[bool | None]]:
+        """Rewards, details and verdicts from the critic's answer (checked where it is served: calls.py)."""
+        rewards, details, correct = [], [], []
+        for i, s in enumerate(scores):
+            r = float(s.value)
+            if self.config.reward_shaping == "binary" and s.correct is not None:
+                r = float(s.correct)
             if math.isnan(r):
                 log.warning("critic %s returned NaN for sample %d; it is left out of the update", self.critic.name, i)
-                details[i] = f"NaN reward (skipped): {details[i]}"
-        return rewards, details
+            rewards.append(r)
+            details.append(f"NaN reward (skipped): {s.detail}" if math.isnan(r) else s.detail)
+            correct.append(s.correct)
+        return rewards, details, correct
 
     def _sample_prefix(self, logits: torch.Tensor, n: int, temperature: float) -> torch.Tensor:
         """n prefixes (n, m) from per-position logits (m, V); temperature 0 = argmax."""
@@ -175,6 +213,15 @@ class Milr:
             return logits.argmax(-1).expand(n, -1).clone()
         probs = torch.softmax(logits.float() / temperature, dim=-1)
         return torch.multinomial(probs, n, replacement=True, generator=self.generator).T.contiguous()
+
+    def policy_logits(self, group: str, latents: torch.Tensor) -> torch.Tensor:
+        """The distribution each group's prefix tokens are read from (m, V): the language-model head
+        for text; for image the guided or the conditional head, at the image temperature."""
+        c = self.config
+        if group == TEXT:
+            return self.backbone.text_logits(latents)
+        guidance = c.cfg_scale if c.image_policy == "guided" else None
+        return self.backbone.image_logits(latents, guidance) / c.temperature
 
     # -- the loop ----------------------------------------------------------
     def run(self, record: PromptRecord, resume: SearchState | None = None, earlier: Sequence[Step] = ()) -> Result:
@@ -196,22 +243,35 @@ class Milr:
         answers, so that a scheduler can answer many searches' calls in one batch. Grad mode is
         global state, so no `torch.no_grad()` block is open across a yield."""
         c, bb = self.config, self.backbone
+        bb.configure(c)
         n = c.samples
         steps: list[Step] = list(earlier)
+        # the reference's ablations: image-only writes no reasoning text, text-only no image prefix
+        paper_ablation = c.ablations == "paper" and c.steps > 0
+        write_text = not (paper_ablation and not self.strategy.moves(TEXT, c.steps))
+        keep_image_prefix = not (paper_ablation and not self.strategy.moves(IMAGE, c.steps))
         if resume is None:
             t0 = time.perf_counter()
             # no search to follow (baseline, Best-of-N) and sampled text: every image gets its own text;
             # a search starts all samples from one text, whose latents it optimises
             rows = n if c.steps == 0 and c.text_temperature > 0 else 1
-            empty = None if rows == 1 else torch.zeros(rows, 0, dtype=torch.long)  # `rows` texts from no prefix
-            first = yield ReasonCall(ReasonJob(record.prompt, empty, c.max_reasoning_tokens, c.text_temperature, self.generator))
-            text_tokens = first.tokens[0]
-            m_t = prefix_length(c.text_ratio, len(text_tokens))
-            m_v = prefix_length(c.image_ratio, bb.num_image_tokens)
-            texts = first.text if rows > 1 else first.text * n
+            if write_text:
+                empty = None if rows == 1 else torch.zeros(rows, 0, dtype=torch.long)  # `rows` texts from no prefix
+                job = ReasonJob(record.prompt, empty, c.max_reasoning_tokens, c.text_temperature, self.generator)
+                first = yield ReasonCall(job)
+                text_tokens, text_hidden = first.tokens[0], first.hidden[0]
+                texts = first.text if rows > 1 else first.text * n
+                # the reference counts the end-of-sequence position in T (its latent is never in a short prefix)
+                total = len(text_tokens) + int(c.prefix_rule == "floor" and bool(first.eos) and first.eos[0])
+            else:
+                text_tokens = torch.zeros(0, dtype=torch.long)
+                text_hidden = torch.zeros(0, bb.hidden_size)
+                texts, total = [""] * n, 0
+            m_t = prefix_length(c.text_ratio, total, c.prefix_rule) if write_text else 0
+            m_v = prefix_length(c.image_ratio, bb.num_image_tokens, c.prefix_rule)
             drawing = yield self._draw(record.prompt, texts, None, m_v)
             latents = {
-                TEXT: first.hidden[0][:m_t].detach().float().clone().requires_grad_(True),
+                TEXT: text_hidden[:m_t].detach().float().clone().requires_grad_(True),
                 IMAGE: drawing.hidden[0].detach().float().clone().requires_grad_(True),
             }
             start = {g: z.detach().clone() for g, z in latents.items()}
@@ -227,14 +287,15 @@ class Milr:
             texts, rewards = resume.texts, resume.rewards
             m_t, m_v = len(latents[TEXT]), len(latents[IMAGE])
         self.latents, self.start = latents, start  # kept for inspection after the run
-        heads = {TEXT: bb.text_logits, IMAGE: bb.image_logits}
         opt_cls = torch.optim.Adam if c.optimizer == "adam" else torch.optim.SGD
         # one optimiser per group, so a group that rests keeps no momentum-driven drift
         optimizers = {g: opt_cls([z], lr=c.lr) for g, z in latents.items()}
         if resume is not None:
             for g, opt in optimizers.items():
                 opt.load_state_dict(resume.optimizers[g])
-        movable = {IMAGE} | ({TEXT} if m_t > 0 else set())
+        movable = ({IMAGE} if m_v > 0 else set()) | ({TEXT} if m_t > 0 else set())
+        # the reference searches only when both prefixes are non-empty (int lengths may be 0)
+        search = c.prefix_rule != "floor" or (m_v > 0 and (m_t > 0 or not write_text))
 
         def done(step: Step) -> None:
             steps.append(step)
@@ -254,35 +315,36 @@ class Milr:
 
         if resume is None:
             images = yield DecodeCall(drawing.tokens)
-            rewards, details = self._rewards((yield ScoreCall(images, record)))
-            done(Step(0, [], rewards, details, texts, images, None, time.perf_counter() - t0))
-        best = _best(steps)
+            rewards, details, correct = self._rewards((yield ScoreCall(images, record)))
+            done(Step(0, [], rewards, details, texts, images, None, time.perf_counter() - t0, correct))
+        best = best_of(steps)
 
-        for k in range(steps[-1].step + 1, c.steps + 1):
+        for k in range(steps[-1].step + 1, (c.steps if search else 0) + 1):
             if best[2] > c.threshold:
                 break
             t0 = time.perf_counter()
             groups = self.strategy.groups(k, c.steps) & movable
-            loss = self._update(latents, start, prefixes, heads, optimizers, groups, rewards)
+            loss = self._update(latents, start, prefixes, optimizers, groups, rewards)
             if TEXT in groups:
                 with torch.no_grad():
-                    prefixes[TEXT] = self._sample_prefix(bb.text_logits(latents[TEXT]), n, 0.0 if n == 1 else 1.0)
-                job = ReasonJob(record.prompt, prefixes[TEXT], max(1, c.max_reasoning_tokens - m_t),
-                                c.continuation_temperature, self.generator)
+                    temp = 0.0 if n == 1 else 1.0
+                    prefixes[TEXT] = self._sample_prefix(self.policy_logits(TEXT, latents[TEXT]), n, temp)
+                budget = c.continuation_tokens or max(1, c.max_reasoning_tokens - m_t)
+                job = ReasonJob(record.prompt, prefixes[TEXT], budget, c.continuation_temperature, self.generator)
                 texts = (yield ReasonCall(job)).text
             if IMAGE in groups:
                 with torch.no_grad():
-                    prefixes[IMAGE] = self._sample_prefix(bb.image_logits(latents[IMAGE]), n, c.temperature)
-            drawing = yield self._draw(record.prompt, texts, prefixes[IMAGE], m_v)
+                    prefixes[IMAGE] = self._sample_prefix(self.policy_logits(IMAGE, latents[IMAGE]), n, 1.0)
+            drawing = yield self._draw(record.prompt, texts, prefixes[IMAGE] if keep_image_prefix else None, 0)
             images = yield DecodeCall(drawing.tokens)
-            rewards, details = self._rewards((yield ScoreCall(images, record)))
-            done(Step(k, sorted(groups), rewards, details, texts, images, loss, time.perf_counter() - t0))
-            best = _best(steps)
+            rewards, details, correct = self._rewards((yield ScoreCall(images, record)))
+            done(Step(k, sorted(groups), rewards, details, texts, images, loss, time.perf_counter() - t0, correct))
+            best = best_of(steps)
 
         stopped_early = best[2] > c.threshold and len(steps) <= c.steps
-        return Result.from_steps(steps, stopped_early)
+        return Result.from_steps(steps, stopped_early, c.return_image)
 
-    def _update(self, latents, start, prefixes, heads, optimizers, groups, rewards) -> float | None:
+    def _update(self, latents, start, prefixes, optimizers, groups, rewards) -> float | None:
         """One policy-gradient step on the moving groups; None when nothing could be learned."""
         r = torch.tensor(rewards, dtype=torch.float32)
         valid = ~torch.isnan(r)
@@ -292,10 +354,17 @@ class Milr:
         loss = torch.zeros(())
         for g in groups:
             z = latents[g]
-            logp = log_prob(heads[g](z), prefixes[g][valid.to(prefixes[g].device)]).cpu()
+            logits = self.policy_logits(g, z)
+            if self.config.loss_target == "argmax":
+                targets = logits.detach().argmax(-1).expand(int(valid.sum()), -1)
+            else:
+                targets = prefixes[g][valid.to(prefixes[g].device)]
+            logp = log_prob(logits, targets).cpu()
             loss = loss + -(adv * logp).mean()
             if self.config.l2 > 0:
-                loss = loss + self.config.l2 * (z - start[g]).pow(2).sum(-1).mean().cpu()
+                loss = loss + self.config.l2 * (z - start[g]).pow(2).flatten(1).sum(-1).mean().cpu()
+        if self.config.frozen:
+            return float(loss.detach())  # the resample control: same loop, the latents stay where they are
         for g in groups:
             optimizers[g].zero_grad()
         loss.backward()
@@ -304,7 +373,7 @@ class Milr:
         return float(loss.detach())
 
 
-def _best(steps: list[Step]) -> tuple[int, int, float]:
+def best_of(steps: list[Step]) -> tuple[int, int, float]:
     """(step, sample, reward) of the highest non-NaN reward; the earliest wins ties."""
     best = (0, 0, -math.inf)
     for s in steps:

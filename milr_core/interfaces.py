@@ -6,9 +6,13 @@ generator, reward or search schedule is a plugin, never a change to the core.
 
 from __future__ import annotations
 
+import logging
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from .errors import MilrError
 
 if TYPE_CHECKING:  # torch and PIL are imported lazily to keep `milr plugins` fast
     import torch
@@ -58,33 +62,43 @@ class PromptRecord:
 
 @dataclass
 class Score:
-    """A critic's verdict on one image: `value` in [0, 1] and why."""
+    """A critic's verdict on one image: `value` in [0, 1] and why.
+
+    `correct` is the critic's own 0/1 judgement where it has one (an oracle such as
+    GenEval's rules: the benchmark's accuracy counts it); None for critics that only
+    score, whose images a bench judges by `value > threshold`.
+    """
 
     value: float
     detail: str = ""
+    correct: bool | None = None
 
 
 @dataclass
 class Reasoning:
     """Reasoning text for a batch of rows.
 
-    `tokens[i]` are the generated token ids of row i (no prompt), `hidden[i]` the
-    final-layer hidden states that produced them (one vector per token, shape
-    (len(tokens[i]), d)), `text[i]` the decoded string.
+    `tokens[i]` are the generated token ids of row i (no prompt, no end-of-sequence
+    token), `hidden[i]` the final-layer hidden states that produced them (one vector
+    per token, shape (len(tokens[i]), d)), `text[i]` the decoded string, `eos[i]`
+    whether row i ended by emitting end-of-sequence (the reference counts that
+    position in T, the length its prefix ratio applies to).
     """
 
     tokens: list[torch.Tensor]
     hidden: list[torch.Tensor]
     text: list[str]
+    eos: list[bool] = field(default_factory=list)
 
 
 @dataclass
 class Drawing:
     """Images for a batch of rows.
 
-    `tokens` (n, num_image_tokens) are the VQ token ids; `hidden` (n, keep, d)
+    `tokens` (n, num_image_tokens) are the VQ token ids; `hidden` (n, keep, R, d)
     the final-layer hidden states that produced the first `keep` tokens of each
-    row (conditional CFG row only).
+    image, one per guidance row (R = 2 with classifier-free guidance: the
+    conditional row first, then the unconditional one).
     """
 
     tokens: torch.Tensor
@@ -178,8 +192,19 @@ class Backbone(ABC):
         """Text-vocabulary logits for latents of shape (..., d); differentiable in latents."""
 
     @abstractmethod
-    def image_logits(self, latents: torch.Tensor) -> torch.Tensor:
-        """Image-codebook logits for latents of shape (..., d); differentiable in latents."""
+    def image_logits(self, latents: torch.Tensor, cfg_scale: float | None = None) -> torch.Tensor:
+        """Image-codebook logits (..., V) for latents of shape (..., R, d), as `Drawing.hidden`
+        holds them; differentiable in latents. `cfg_scale` None: the conditional row's logits
+        alone; a number: the guided logits `u + cfg_scale * (c - u)`, what `draw` samples from."""
+
+    def configure(self, config) -> None:
+        """Called at the start of every run with its RunConfig: a backbone whose prompts depend
+        on the run's settings (the paper preset's chat strings) picks them here."""
+
+    def prompt_strings(self, prompt: str) -> dict[str, str]:
+        """The exact chat strings the current settings send for `prompt` (recorded with each run);
+        the image's names the reasoning text `{reasoning}`."""
+        return {}
 
     @abstractmethod
     def decode(self, tokens: torch.Tensor) -> list[Image]:
@@ -214,7 +239,51 @@ class Critic(ABC):
 
     @abstractmethod
     def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
-        """One Score per image, values in [0, 1]."""
+        """One Score per image, values in [0, 1] (NaN: no answer; the engine skips it)."""
+
+    def check(self, record: PromptRecord) -> None:
+        """Raise MilrError (one line) when this critic cannot score `record`, or cannot run at
+        all (a missing key, an unreachable server). Called before any weights load, so it
+        must load none itself; the default accepts everything."""
+
+
+def score_images(critic: Critic, images: list, record: PromptRecord) -> list[Score]:
+    """`critic.score`, with its answer checked (check_scores) and any failure of the critic's own
+    code turned into one line naming the critic."""
+    try:
+        answer = critic.score(images, record)
+    except MilrError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a critic's bug is reported as one line naming it
+        logging.getLogger(__name__).debug("critic %s raised", critic.name, exc_info=True)
+        raise MilrError(f"critic {critic.name!r} failed: {type(exc).__name__}: {exc}") from None
+    return check_scores(critic, answer, len(images))
+
+
+def check_scores(critic: Critic, scores: object, count: int) -> list[Score]:
+    """The critic's answer for `count` images, or a one-line MilrError saying what was wrong with it.
+
+    Every value must be a real number in [0, 1]; NaN is the documented "no answer" and
+    passes (the engine leaves that image out of the update)."""
+    name = getattr(critic, "name", type(critic).__name__)
+    if not isinstance(scores, (list, tuple)):
+        raise MilrError(f"critic {name!r} returned {_short(scores)} for {count} images; it must return a list of Scores")
+    if len(scores) != count:
+        raise MilrError(f"critic {name!r} returned {len(scores)} scores for {count} images")
+    for i, s in enumerate(scores):
+        value = getattr(s, "value", s)
+        if not isinstance(s, Score) or isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise MilrError(f"critic {name!r} returned {_short(s)} for image {i + 1} of {count}; expected a Score")
+        if not math.isnan(value) and not 0.0 <= value <= 1.0:
+            raise MilrError(f"critic {name!r} returned reward {value!r} for image {i + 1} of {count}; rewards must be in [0, 1]")
+        if s.correct not in (None, True, False):
+            raise MilrError(f"critic {name!r} returned correct={_short(s.correct)} for image {i + 1} of {count}; expected true, false or none")
+    return list(scores)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class Strategy(ABC):
@@ -224,3 +293,7 @@ class Strategy(ABC):
 
     @abstractmethod
     def groups(self, step: int, steps: int) -> frozenset[str]: ...
+
+    def moves(self, group: str, steps: int) -> bool:
+        """Whether `group` moves at any step of a K-step search."""
+        return any(group in self.groups(k, steps) for k in range(1, steps + 1))

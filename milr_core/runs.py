@@ -167,7 +167,8 @@ class RunDir:
                 with Image.open(self.root / name) as image:
                     images.append(image.copy())
             rewards = [math.nan if r is None else r for r in t["rewards"]]
-            steps.append(Step(t["step"], t["groups"], rewards, t["details"], t["reasoning"], images, t["loss"], t["seconds"]))
+            steps.append(Step(t["step"], t["groups"], rewards, t["details"], t["reasoning"], images, t["loss"], t["seconds"],
+                              t.get("correct") or []))
         return steps
 
     def write_step(self, step: Step) -> None:
@@ -191,18 +192,19 @@ class RunDir:
             raise _cannot_write(trace, exc) from None
 
     def write_final(self, result: Result, interrupted: bool = False) -> None:
-        atomic_image(self.root / "final.png", result.best_image)
+        atomic_image(self.root / "final.png", result.final_image)
         atomic_json(
             self.root / "final.json",
             {
-                "reward": json_number(result.best_reward),  # null when the critic gave only NaN
-                "step": result.best_step,
-                "sample": result.best_sample,
-                "reasoning": result.best_reasoning,
+                "reward": json_number(result.final_reward),  # null when the critic gave NaN
+                "correct": result.final_correct,
+                "step": result.final_step,
+                "sample": result.final_sample,
+                "reasoning": result.final_reasoning,
                 "steps_run": len(result.steps) - 1,
                 "images_generated": result.images_generated,
                 "stopped_early": result.stopped_early,
                 "interrupted": interrupted,
-                "image": f"steps/{result.best_step:03d}_{result.best_sample:02d}.png",
+                "image": f"steps/{result.final_step:03d}_{result.final_sample:02d}.png",
             },
         )

@@ -23,7 +23,7 @@ class FakeBackbone(Backbone):
         self.text_head = torch.nn.Linear(D, TEXT_VOCAB).requires_grad_(False)
         self.image_head = torch.nn.Linear(D, IMAGE_VOCAB).requires_grad_(False)
         self.hidden_text = torch.randn(text_len, D, generator=g)
-        self.hidden_image = torch.randn(N_IMAGE, D, generator=g)
+        self.hidden_image = torch.randn(N_IMAGE, 2, D, generator=g)  # conditional and unconditional CFG rows
         self.reason_calls: list[torch.Tensor | None] = []
         self.reason_temperatures: list[float] = []
         self.draw_calls: list[tuple[list[str], torch.Tensor | None]] = []
@@ -45,18 +45,19 @@ class FakeBackbone(Backbone):
             if prefixes is not None:
                 t[: prefixes.shape[1]] = prefixes[i]
             out.append(t)
-        return Reasoning(out, [self.hidden_text.clone() for _ in out], [" ".join(map(str, t.tolist())) for t in out])
+        texts = [" ".join(map(str, t.tolist())) for t in out]
+        return Reasoning(out, [self.hidden_text.clone() for _ in out], texts, [True] * rows)
 
     def draw(self, prompt, reasoning, prefixes, *, cfg_scale, temperature, keep_hidden, generator=None):
         if self.oom_above is not None and len(reasoning) > self.oom_above:
             raise torch.OutOfMemoryError("fake: too many rows")
         self.draw_calls.append((list(reasoning), prefixes))
         n = len(reasoning)
-        probs = torch.softmax(self.image_head(self.hidden_image), -1)
+        probs = torch.softmax(self.image_logits(self.hidden_image, cfg_scale), -1)
         tokens = torch.multinomial(probs, n, replacement=True, generator=generator).T.contiguous()
         if prefixes is not None:
             tokens[:, : prefixes.shape[1]] = prefixes
-        return Drawing(tokens, self.hidden_image[:keep_hidden].expand(n, -1, -1).clone())
+        return Drawing(tokens, self.hidden_image[:keep_hidden].expand(n, -1, -1, -1).clone())
 
     def draw_many(self, jobs, **kw):
         """As if all jobs' rows shared one call: out of memory above `oom_above` rows in all."""
@@ -71,8 +72,9 @@ class FakeBackbone(Backbone):
     def text_logits(self, latents):
         return self.text_head(latents)
 
-    def image_logits(self, latents):
-        return self.image_head(latents)
+    def image_logits(self, latents, cfg_scale=None):
+        cond, uncond = self.image_head(latents).unbind(-2)
+        return cond if cfg_scale is None else uncond + cfg_scale * (cond - uncond)
 
     def decode(self, tokens):
         return [Image.new("RGB", (4, 4), (int(t[0]) * 30, 0, 0)) for t in tokens]

@@ -11,7 +11,7 @@ from milr_core.bench.runner import Bench, BenchSettings, merge_summary, mode_con
 from milr_core.bench.summary import summarize
 from milr_core.config import RunConfig
 from milr_core.errors import MilrError
-from milr_core.interfaces import PromptRecord
+from milr_core.interfaces import PromptRecord, Score
 from milr_core.strategies import STRATEGIES
 
 from fakes import FakeBackbone, ScriptedCritic
@@ -63,15 +63,41 @@ def test_milr_writes_trajectory_and_independent_runs_per_prompt(tmp_path):
     assert sorted(p.name for p in (folder / "samples").iterdir()) == ["0000.png", "0001.png"]
 
 
-def test_a_critic_with_a_verdict_decides_correctness(tmp_path):
+def test_the_verdict_in_the_score_decides_correctness_and_nothing_is_scored_twice(tmp_path):
     class Oracle(ScriptedCritic):
-        def verdict(self, image, record):
-            return SimpleNamespace(correct=True, reason="")
+        def score(self, images, record):
+            return [Score(s.value, s.detail, correct=True) for s in super().score(images, record)]
 
-    bench = _bench(tmp_path, "baseline", Oracle([0.1]))
+        def verdict(self, image, record):  # a method of that name means nothing to the runner
+            raise AssertionError("the runner must judge from the score it already has")
+
+    critic = Oracle([0.1])
+    bench = _bench(tmp_path, "baseline", critic)
     bench.run_prompt(0)
     (sample,) = json.loads((tmp_path / "00000" / "result.json").read_text())["samples"]
-    assert (sample["correct"], sample["judged_by"], sample["reward"]) == (True, "verdict", 0.1)
+    assert (sample["correct"], sample["judged_by"], sample["reward"]) == (True, "critic", 0.1)
+    assert critic.calls == 1  # the final image was scored once
+
+
+def test_binary_reward_shaping_uses_the_verdict(tmp_path):
+    class Oracle(ScriptedCritic):
+        def score(self, images, record):
+            return [Score(s.value, s.detail, correct=False) for s in super().score(images, record)]
+
+    bench = _bench(tmp_path, "baseline", Oracle([0.75]), reward_shaping="binary")
+    bench.run_prompt(0)
+    (sample,) = json.loads((tmp_path / "00000" / "result.json").read_text())["samples"]
+    assert (sample["correct"], sample["reward"]) == (False, 0.0)
+
+
+def test_resample_is_milr_with_frozen_latents(tmp_path):
+    run = RunConfig(steps=3)
+    assert mode_config("resample", run, None).frozen and not mode_config("milr", run, None).frozen
+    bench = _bench(tmp_path, "resample", ScriptedCritic([0.1, 0.2, 0.3, 0.4]), steps=3)
+    bench.run_prompt(0)
+    (sample,) = json.loads((tmp_path / "00000" / "result.json").read_text())["samples"]
+    assert (sample["steps"], sample["images"]) == (3, 4)
+    assert (tmp_path / "00000" / "trace.jsonl").exists()
 
 
 def test_a_rerun_of_a_killed_prompt_removes_half_written_files(tmp_path):
@@ -107,7 +133,7 @@ def test_overall_is_the_mean_of_tag_means_and_all_pools_images():
 
 def test_mode_settings_and_their_errors():
     run = RunConfig(steps=7, samples=3)
-    assert mode_config("milr", run, None) is run
+    assert mode_config("milr", run, None) == run
     assert mode_config("best-of-n", run, 5).samples == 5
     with pytest.raises(MilrError, match="best-of-n needs --n"):
         mode_config("best-of-n", run, None)

@@ -162,5 +162,5 @@ def test_eval_rescores_the_saved_images_with_another_critic(setup):
         "single_object", "two_object", "counting", "colors", "position", "color_attr"}
     first = written["results"][0]["samples"][0]
     ran = json.loads((out / "00000/result.json").read_text())["samples"][0]
-    assert first["judged_by"] == "verdict" and first["file"] == "samples/0000.png"
+    assert first["judged_by"] == "critic" and first["file"] == "samples/0000.png"
     assert (first["images"], first["steps"]) == (ran["images"], ran["steps"])

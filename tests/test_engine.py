@@ -30,7 +30,7 @@ def test_latents_are_the_hidden_states_of_the_first_tokens():
     m.run(RECORD)
     assert m.start[TEXT].shape == (2, 8)
     assert torch.equal(m.start[TEXT], bb.hidden_text[:2])
-    assert m.start[IMAGE].shape == (1, 8)  # ceil(0.02 * 50)
+    assert m.start[IMAGE].shape == (1, 2, 8)  # ceil(0.02 * 50) positions, both CFG rows
     assert torch.equal(m.start[IMAGE], bb.hidden_image[:1])
 
 
@@ -46,12 +46,11 @@ def test_update_direction_follows_the_advantage(sign):
     m = Milr(bb, ScriptedCritic([0.0]), Joint(), cfg)
     m.run(RECORD)
     prefixes = {TEXT: torch.tensor([[3, 4]]), IMAGE: torch.tensor([[5]])}
-    heads = {TEXT: bb.text_logits, IMAGE: bb.image_logits}
-    before = {g: log_prob(heads[g](m.latents[g]), prefixes[g]).item() for g in (TEXT, IMAGE)}
+    before = {g: log_prob(m.policy_logits(g, m.latents[g]), prefixes[g]).item() for g in (TEXT, IMAGE)}
     opts = {g: torch.optim.Adam([z], lr=0.1) for g, z in m.latents.items()}
     reward = 0.5 + 0.5 * sign  # advantage +0.5 or -0.5
-    m._update(m.latents, m.start, prefixes, heads, opts, {TEXT, IMAGE}, [reward])
-    after = {g: log_prob(heads[g](m.latents[g]), prefixes[g]).item() for g in (TEXT, IMAGE)}
+    m._update(m.latents, m.start, prefixes, opts, {TEXT, IMAGE}, [reward])
+    after = {g: log_prob(m.policy_logits(g, m.latents[g]), prefixes[g]).item() for g in (TEXT, IMAGE)}
     for g in (TEXT, IMAGE):
         assert (after[g] - before[g]) * sign > 0, g
 
@@ -112,18 +111,18 @@ def test_early_stop_and_best_of_trajectory():
     bb = FakeBackbone()
     result = run_milr(bb, ScriptedCritic([0.1, 0.5, 0.95, 0.2]), Joint(), RECORD, config(steps=10, threshold=0.9))
     assert len(result.steps) == 3 and result.stopped_early
-    assert result.best_step == 2 and result.best_reward == 0.95
+    assert result.final_step == 2 and result.best_reward == 0.95
 
     bb = FakeBackbone()
     result = run_milr(bb, ScriptedCritic([0.3, 0.8, 0.2]), Joint(), RECORD, config(steps=2, threshold=0.9))
     assert len(result.steps) == 3 and not result.stopped_early
-    assert (result.best_step, result.best_reward) == (1, 0.8)
-    assert result.best_image is result.steps[1].images[0]
+    assert (result.final_step, result.best_reward) == (1, 0.8)
+    assert result.final_image is result.steps[1].images[0]
 
 
 def test_first_image_already_good_means_no_steps():
     result = run_milr(FakeBackbone(), ScriptedCritic([0.95]), Joint(), RECORD, config(steps=5, threshold=0.9))
-    assert len(result.steps) == 1 and result.best_step == 0
+    assert len(result.steps) == 1 and result.final_step == 0
 
 
 def test_nan_rewards_are_skipped_not_learned_from():
@@ -131,7 +130,7 @@ def test_nan_rewards_are_skipped_not_learned_from():
     result = run_milr(bb, ScriptedCritic([float("nan"), 0.4, 0.3]), Joint(), RECORD, config(steps=2))
     assert result.steps[1].loss is None  # nothing to learn from step 0
     assert math.isnan(result.steps[0].rewards[0]) and "NaN" in result.steps[0].details[0]
-    assert result.best_step == 1 and result.best_reward == 0.4
+    assert result.final_step == 1 and result.best_reward == 0.4
 
 
 def test_several_samples_per_step_are_drawn_together():
@@ -192,7 +191,7 @@ def test_a_resumed_run_ends_exactly_as_an_uninterrupted_one(samples):
     resumed = run_milr(FakeBackbone(), critic, Alternate(), RECORD, cfg, resume=state, earlier=kept[:3])
     assert [s.step for s in resumed.steps] == list(range(6))
     assert _comparable(resumed.steps) == _comparable(whole.steps)
-    assert (resumed.best_step, resumed.best_sample, resumed.best_reward) == (whole.best_step, whole.best_sample, whole.best_reward)
+    assert (resumed.final_step, resumed.final_sample, resumed.best_reward) == (whole.final_step, whole.final_sample, whole.best_reward)
 
 
 def _saved(obj):

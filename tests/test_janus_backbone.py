@@ -51,8 +51,16 @@ def test_forced_text_prefix_is_kept_and_continued(bb):
 def test_image_hidden_states_produce_their_tokens(bb):
     # cfg_scale 1 leaves the conditional logits; temperature 0 is argmax
     d = bb.draw(PROMPT, ["two objects"], None, cfg_scale=1.0, temperature=0.0, keep_hidden=5)
-    assert d.tokens.shape == (1, 16) and d.hidden.shape == (1, 5, 64)
+    assert d.tokens.shape == (1, 16) and d.hidden.shape == (1, 5, 2, 64)  # both CFG rows
     assert torch.equal(bb.image_logits(d.hidden[0]).argmax(-1), d.tokens[0, :5])
+
+
+def test_guided_logits_of_both_rows_give_the_cfg_tokens(bb):
+    d = bb.draw(PROMPT, ["two objects"], None, cfg_scale=5.0, temperature=0.0, keep_hidden=6)
+    guided = bb.image_logits(d.hidden[0], 5.0)
+    assert torch.equal(guided.argmax(-1), d.tokens[0, :6])
+    cond, uncond = (bb.model.model.generation_head(d.hidden[0][:, r]).float() for r in (0, 1))
+    torch.testing.assert_close(guided, uncond + 5.0 * (cond - uncond))
 
 
 def test_forced_image_prefix_is_reproduced(bb):

@@ -39,7 +39,7 @@ def test_one_draw_decodes_to_a_64_px_image(shapes):
     g = torch.Generator().manual_seed(0)
     drawing = shapes.draw("a photo of a red circle", ["A large red circle in the centre, on a white background."],
                           None, cfg_scale=5.0, temperature=1.0, keep_hidden=2, generator=g)
-    assert drawing.tokens.shape == (1, 64) and drawing.hidden.shape == (1, 2, 384)
+    assert drawing.tokens.shape == (1, 64) and drawing.hidden.shape == (1, 2, 2, 384)
     (image,) = shapes.decode(drawing.tokens)
     assert image.size == (64, 64) and image.mode == "RGB"
 

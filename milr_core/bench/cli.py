@@ -44,7 +44,8 @@ def bench(
     name: str = typer.Argument(..., help="Benchmark: geneval, t2i-compbench, wise, shapes (see `milr plugins`)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="Prompt file (or T2I-CompBench folder)."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N prompts."),
-    mode: str = typer.Option("milr", "--mode", "-m", help="baseline, best-of-n or milr."),
+    mode: str = typer.Option("milr", "--mode", "-m", help="baseline, best-of-n, milr or resample (MILR with frozen latents)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="milr (default) or paper: the MILR authors' procedure."),
     backbone: Optional[str] = typer.Option(None, "--backbone", "-b", help="Backbone name or checkpoint folder."),
     critic: Optional[str] = typer.Option(None, "--critic", "-c", help="Critic that guides MILR / picks Best-of-N."),
     strategy: Optional[str] = typer.Option(None, "--strategy", "-s", help="joint, alt, t2v, text-only, image-only."),
@@ -78,8 +79,8 @@ def bench(
             raise MilrError(f"{name}: the prompt set is empty")
         if n_from is not None:
             n = _n_from(n_from)
-        run = mode_config(mode, load_config(config, steps=steps, samples=samples, threshold=threshold, seed=seed,
-                                            strategy=strategy), n)
+        run = mode_config(mode, load_config(config, preset=preset, steps=steps, samples=samples, threshold=threshold,
+                                            seed=seed, strategy=strategy), n)
         from ..cli import DEFAULT_BACKBONE
 
         backbone = backbone or benchmark.backbone or DEFAULT_BACKBONE

@@ -9,12 +9,13 @@ images/steps it cost, so the table compares like with like.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
 
 from ..errors import MilrError
-from ..interfaces import PromptRecord
+from ..interfaces import PromptRecord, score_images
 from .layout import BenchDir
 from .runner import judge
 from .summary import summarize
@@ -33,16 +34,17 @@ def _score_prompt(folder: BenchDir, index: int, critic, threshold: float) -> dic
         raise MilrError(f"{path / 'metadata.jsonl'}: not a GenEval metadata object ({exc})") from None
     files = sorted(p for p in (path / "samples").glob("*.png") if SAMPLE.match(p.name))
     images = [Image.open(p).convert("RGB") for p in files]
-    scores = critic.score(images, record) if images else []
+    scores = score_images(critic, images, record) if images else []
     cost = {s["file"]: s for s in (folder.read_result(index) or {}).get("samples", [])}
     samples = []
     for file, image, score in zip(files, images, scores):
         name = f"samples/{file.name}"
+        reward = None if math.isnan(score.value) else float(score.value)
         samples.append({
             "file": name,
-            "reward": float(score.value),
+            "reward": reward,
             "detail": score.detail,
-            **judge(critic, image, record, float(score.value), threshold),
+            **judge(score.correct, reward, threshold),
             "images": cost.get(name, {}).get("images"),
             "steps": cost.get(name, {}).get("steps"),
         })

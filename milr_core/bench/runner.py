@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +25,7 @@ from ..interfaces import PromptRecord
 from .layout import BenchDir
 from .summary import summarize
 
-MODES = ("baseline", "best-of-n", "milr")
+MODES = ("baseline", "best-of-n", "milr", "resample")
 
 
 class BenchSettings(BaseModel):
@@ -37,7 +36,7 @@ class BenchSettings(BaseModel):
     benchmark: str
     prompts: int = Field(description="How many prompts (after --limit).")
     prompts_sha256: str = Field(description="Hash of the prompt records: the same file, edited, is another run.")
-    mode: Literal["baseline", "best-of-n", "milr"]
+    mode: Literal["baseline", "best-of-n", "milr", "resample"]
     n: int | None = Field(None, ge=1, le=64, description="Best-of-N: images per independent run.")
     images_per_prompt: int = Field(1, ge=1, le=1000, description="Independent runs (final images) per prompt.")
     backbone: str
@@ -52,11 +51,11 @@ def prompts_hash(records: list[PromptRecord]) -> str:
 
 
 def mode_config(mode: str, run: RunConfig, n: int | None) -> RunConfig:
-    """The engine settings each mode runs with."""
-    if mode == "milr":
+    """The engine settings each mode runs with: resample is MILR with frozen latents."""
+    if mode in ("milr", "resample"):
         if n is not None:
-            raise MilrError("--n is the N of best-of-n; MILR's images per step is --samples")
-        return run
+            raise MilrError(f"--n is the N of best-of-n; {mode}'s images per step is --samples")
+        return run.model_copy(update={"frozen": mode == "resample"})
     if mode == "baseline":
         if n is not None:
             raise MilrError("--n is the N of best-of-n; baseline draws one image")
@@ -68,17 +67,12 @@ def mode_config(mode: str, run: RunConfig, n: int | None) -> RunConfig:
     raise MilrError(f"unknown mode {mode!r}; known modes: {', '.join(MODES)}")
 
 
-def judge(critic, image, record: PromptRecord, reward: float | None, threshold: float) -> dict[str, Any]:
-    """0/1 correctness: the critic's own verdict when it has one (an oracle), else reward > threshold."""
-    verdict = getattr(critic, "verdict", None)
-    if callable(verdict):
-        v = verdict(image, record)
-        return {"correct": bool(v.correct), "judged_by": "verdict", "verdict": getattr(v, "reason", "")}
+def judge(correct: bool | None, reward: float | None, threshold: float) -> dict[str, Any]:
+    """0/1 correctness: the critic's own verdict where its score carries one (an oracle), else
+    reward > threshold."""
+    if correct is not None:
+        return {"correct": correct, "judged_by": "critic"}
     return {"correct": reward is not None and reward > threshold, "judged_by": f"reward > {threshold}"}
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 class Bench:
@@ -131,28 +125,31 @@ class Bench:
         s = self.settings
         seed = s.run.seed + index * s.images_per_prompt + k
         lines = traces[k] = []
-        on_step = (lambda step: lines.append({"sample": k, **step.trace()})) if s.mode == "milr" else None
+        searched = s.mode in ("milr", "resample")
+        on_step = (lambda step: lines.append({"sample": k, **step.trace()})) if searched else None
         milr = Milr(self.backbone, self.critic, self.strategy, s.run.model_copy(update={"seed": seed}), on_step)
         return milr.search(self.records[index])
 
     def _write(self, index: int, state: dict) -> None:
+        from ..engine import json_number
+
         s, record = self.settings, self.records[index]
         samples = []
         for k in range(s.images_per_prompt):
             result = state["results"][k]
-            file = self.folder.write_sample(index, k, result.best_image)
-            reward = _finite(result.best_reward)
+            file = self.folder.write_sample(index, k, result.final_image)
+            reward = json_number(result.final_reward)
             samples.append({
                 "file": file,
                 "seed": s.run.seed + index * s.images_per_prompt + k,
                 "reward": reward,
-                "detail": result.steps[result.best_step].details[result.best_sample],
-                **judge(self.critic, result.best_image, record, reward, s.run.threshold),
+                "detail": result.final_detail,
+                **judge(result.final_correct, reward, s.run.threshold),
                 "images": result.images_generated,
                 "steps": len(result.steps) - 1,
-                "best_step": result.best_step,
+                "best_step": result.final_step,
                 "stopped_early": result.stopped_early,
-                "reasoning": result.best_reasoning,
+                "reasoning": result.final_reasoning,
             })
         trace = [line for k in sorted(state["traces"]) for line in state["traces"][k]]
         if trace:
@@ -160,6 +157,7 @@ class Bench:
         self.folder.write_result(index, {
             "index": index, "prompt": record.prompt, "tag": record.tag, "mode": s.mode,
             "samples": samples, "seconds": round(time.perf_counter() - state["t0"], 3),
+            "prompts": self.backbone.prompt_strings(record.prompt),  # the chat strings the run's preset sent
         })
 
 

@@ -30,6 +30,23 @@ REASONING_INSTRUCTION = (
     "with its colour, count and position: {prompt}"
 )
 
+# The MILR authors' chat strings (../shared/MILR_REFERENCE.md, sections 1-2): DeepSeek's `deepseek`
+# conversation format with the role names written as plain `User` / `Assistant`.
+PAPER_SYSTEM = "You are a helpful assistant that receives an image prompt and generate a visualization of the prompt."
+PAPER_INSTRUCTION = (
+    'You are asked to generate an image based on this prompt: "{prompt}"\n'
+    "Provide a brief, precise visualization of all elements in the prompt. Your description should:\n"
+    "1. Include every object mentioned in the prompt\n"
+    "2. Specify visual attributes (color, number, shape, texture) if specified in the prompt\n"
+    "3. Clarify relationships (e.g., spatial) between objects if specified in the prompt\n"
+    "4. Be concise (50 words or less)\n"
+    "5. Focus only on what's explicitly stated in the prompt\n"
+    "6. Do not elaborate beyond the attributes or relationships specified in the prompt\n"
+    "Do not miss objects. Output your visualization directly without explanation:"
+)
+PAPER_REASONING_CHAT = PAPER_SYSTEM + "\n\nUser: " + PAPER_INSTRUCTION + "\n\nAssistant:"
+PAPER_IMAGE_CHAT = "User: {text}\n\nAssistant:"
+
 #: Prompt KV is remembered across calls only for calls of at most this many distinct rows.
 PROMPT_CACHE_ROWS = 16
 
@@ -55,13 +72,18 @@ class JanusBackbone(Backbone):
         name: str = "janus",
         fast: bool = True,
         compile: bool = False,
+        chat: str | None = None,
     ):
+        """`chat` fixes the prompt strings (a model trained on one format keeps it); None follows
+        each run's preset: milr (transformers' Janus chat template) or paper (the authors' strings)."""
         self.model = model.eval().requires_grad_(False)
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.name = name
         self.lm = model.model.language_model
         self.instruction = REASONING_INSTRUCTION
+        self.fixed_chat = chat
+        self.chat = chat or "milr"
         self.fast = fast
         self.compile = compile  # TorchInductor-fused decoder calls (static_decode.py)
         self._decoders: dict[tuple[int, int], StaticDecoder] = {}
@@ -76,13 +98,14 @@ class JanusBackbone(Backbone):
         dtype: str | None = None,
         name: str | None = None,
         compile: bool | None = None,
+        chat: str | None = None,
     ) -> JanusBackbone:
         """`source` is an alias (janus-pro-7b), a hub id or a local directory;
         `compile` None follows MILR_COMPILE (see milr_core.hardware.pick_compile)."""
         dev = pick_device(device)
         dt = pick_dtype(dev, dtype)
         model, processor = resolve(source, dt, dev)
-        return cls(model.to(dev), processor, name or source, compile=pick_compile(dev, compile))
+        return cls(model.to(dev), processor, name or source, compile=pick_compile(dev, compile), chat=chat)
 
     # -- facts ---------------------------------------------------------------
     @property
@@ -118,18 +141,46 @@ class JanusBackbone(Backbone):
     def text_logits(self, latents: torch.Tensor) -> torch.Tensor:
         return self.model.lm_head(latents.to(self.dtype)).float()
 
-    def image_logits(self, latents: torch.Tensor) -> torch.Tensor:
-        return self.model.model.generation_head(latents.to(self.dtype)).float()
+    def image_logits(self, latents: torch.Tensor, cfg_scale: float | None = None) -> torch.Tensor:
+        logits = self.model.model.generation_head(latents.to(self.dtype)).float()
+        cond, uncond = logits[..., 0, :], logits[..., 1, :]
+        return cond if cfg_scale is None else uncond + cfg_scale * (cond - uncond)
 
     # -- prompts ---------------------------------------------------------------
-    def _chat(self, texts: list[str], mode: str) -> dict[str, torch.Tensor]:
-        chats = [
+    def configure(self, config) -> None:
+        self.chat = self.fixed_chat or ("paper" if config.preset == "paper" else "milr")
+
+    def prompt_strings(self, prompt: str) -> dict[str, str]:
+        if self.chat == "paper":
+            return {"reasoning": PAPER_REASONING_CHAT.format(prompt=prompt),
+                    "image": PAPER_IMAGE_CHAT.format(text=f"{prompt}. {{reasoning}}") + self.tokenizer.boi_token}
+        text = self._template([self.instruction.format(prompt=prompt)])[0]
+        if self.processor.use_default_system_prompt:
+            from transformers.models.janus.processing_janus import DEFAULT_SYSTEM_PROMPT
+
+            text = DEFAULT_SYSTEM_PROMPT + text
+        return {"reasoning": text, "image": self._template([f"{prompt}. {{reasoning}}"])[0] + self.tokenizer.boi_token}
+
+    def _template(self, texts: list[str]) -> list[str]:
+        return [
             self.processor.apply_chat_template(
                 [{"role": "user", "content": [{"type": "text", "text": t}]}], add_generation_prompt=True
             )
             for t in texts
         ]
-        batch = self.processor(text=chats, generation_mode=mode, padding=True, return_tensors="pt")
+
+    def _reasoning_ids(self, prompt: str) -> dict[str, torch.Tensor]:
+        if self.chat == "paper":
+            return self._encode([PAPER_REASONING_CHAT.format(prompt=prompt)])
+        return self._chat([self.instruction.format(prompt=prompt)], "text")
+
+    def _encode(self, strings: list[str]) -> dict[str, torch.Tensor]:
+        """Literal chat strings -> ids after BOS, padded on the processor's side."""
+        batch = self.tokenizer(strings, padding=True, return_tensors="pt")
+        return {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+
+    def _chat(self, texts: list[str], mode: str) -> dict[str, torch.Tensor]:
+        batch = self.processor(text=self._template(texts), generation_mode=mode, padding=True, return_tensors="pt")
         return {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask")}
 
     def _forward(self, embeds: torch.Tensor, mask: torch.Tensor, cache=None):
@@ -171,9 +222,8 @@ class JanusBackbone(Backbone):
             )
         return self._decoders[key]
 
-    def _rows(self, texts: list[str], mode: str) -> list[torch.Tensor]:
-        """The chat-formatted token ids of each text, unpadded (on the CPU)."""
-        batch = self._chat(texts, mode)
+    def _unpad(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The token ids of each row of a padded batch, without the padding (on the CPU)."""
         return [ids[mask.bool()].cpu() for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
 
     def _pad(self, rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,7 +249,7 @@ class JanusBackbone(Backbone):
 
     @torch.no_grad()
     def reason_many(self, jobs: list[ReasonJob]) -> list[Reasoning]:
-        prompts = self._rows([self.instruction.format(prompt=j.prompt) for j in jobs], "text")
+        prompts = [self._unpad(self._reasoning_ids(j.prompt))[0] for j in jobs]
         seqs, forced, limits, temps, noise, counts = [], [], [], [], [], []
         steps = max(j.max_new_tokens for j in jobs)
         for job, prompt in zip(jobs, prompts):
@@ -238,14 +288,16 @@ class JanusBackbone(Backbone):
         out: list[Reasoning] = []
         row = 0
         for n in counts:
-            part = Reasoning([], [], [])
+            part = Reasoning([], [], [], [])
             for i in range(row, row + n):
                 m, k = forced[i], int(lengths[i])
-                k -= int(tokens[i, k - 1] == eos)  # drop the EOS itself
+                part.eos.append(bool(tokens[i, k - 1] == eos))
+                k -= int(part.eos[-1])  # drop the EOS itself
                 # hidden at position p produces token p + 1: the forced tokens come from width - m - 1 on
                 part.tokens.append(torch.cat([ids[i, width - m :], tokens[i, :k]]))
                 part.hidden.append(torch.cat([hidden[i, width - m - 1 : width - 1], hiddens[i, :k]]))
-                part.text.append(self.tokenizer.decode(part.tokens[-1], skip_special_tokens=True).strip())
+                text = self.tokenizer.decode(part.tokens[-1], skip_special_tokens=True)
+                part.text.append(text if self.chat == "paper" else text.strip())  # the reference keeps the leading space
             out.append(part)
             row += n
         return out
@@ -253,7 +305,11 @@ class JanusBackbone(Backbone):
     # -- phase 2: image tokens -----------------------------------------------------
     def _image_prompt(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Conditional rows then unconditional rows (pads except BOS/BOI), as transformers does."""
-        ids, mask = self._pad(self._rows(texts, "image"))
+        if self.chat == "paper":
+            batch = self._encode([PAPER_IMAGE_CHAT.format(text=t) + self.tokenizer.boi_token for t in texts])
+        else:
+            batch = self._chat(texts, "image")
+        ids, mask = self._pad(self._unpad(batch))
         uncond = ids.clone()
         bos, boi = self.tokenizer.bos_token_id, self.tokenizer.convert_tokens_to_ids(self.tokenizer.boi_token)
         uncond[(uncond != bos) & (uncond != boi)] = self.tokenizer.pad_token_id
@@ -286,7 +342,7 @@ class JanusBackbone(Backbone):
         kept = []
         for i in range(total):
             if i < keep_hidden:
-                kept.append(h[:n].clone())
+                kept.append(torch.stack([h[:n], h[n:]], 1))  # (n, 2, d): conditional, unconditional
             cond, uncond = head(h).float().chunk(2)
             nxt = _sample(uncond + cfg_scale * (cond - uncond), temp, noise[:, i], temperature > 0)
             if i < width:
@@ -295,7 +351,7 @@ class JanusBackbone(Backbone):
             if i + 1 == total:
                 break
             h = decoder.step(self.model.prepare_embeddings_for_image_generation(torch.cat([nxt, nxt])[:, None]))
-        hidden_out = torch.stack(kept, 1) if kept else h.new_zeros(n, 0, self.hidden_size)
+        hidden_out = torch.stack(kept, 1) if kept else h.new_zeros(n, 0, 2, self.hidden_size)
         sizes = [j.rows for j in jobs]
         return [Drawing(t, k) for t, k in zip(tokens.split(sizes), hidden_out.split(sizes))]
 

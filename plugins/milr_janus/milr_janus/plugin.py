@@ -41,7 +41,8 @@ def _shapes(**kwargs):
     from pathlib import Path
 
     # shipped inside the package (see train_shapes.py for how it was made)
-    return _backbone(str(Path(__file__).parent / "weights" / "janus-shapes"), name="janus-shapes", **kwargs)
+    # it was trained on the milr chat strings, so it keeps them under every preset
+    return _backbone(str(Path(__file__).parent / "weights" / "janus-shapes"), name="janus-shapes", chat="milr", **kwargs)
 
 
 def _self_critic(backbone=None, **kwargs):

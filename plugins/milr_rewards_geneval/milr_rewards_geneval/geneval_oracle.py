@@ -23,7 +23,7 @@ with open_clip ViT-L-14 (OpenAI weights). Here:
   fp16 autocast on CUDA as CLIP_benchmark's `amp=True`.
 
 Score = rules' `fraction` (1.0 exactly when GenEval calls the image correct);
-`verdict()` gives GenEval's 0/1 `correct` and the reason.
+`Score.correct` is GenEval's 0/1 verdict (the bench counts it); `verdict()` gives it with the reason.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ class GenevalOracle(Critic):
         scores = []
         for found, verdict in zip(*self._judge(images, record)):
             head = "correct" if verdict.correct else f"incorrect: {verdict.reason}"
-            scores.append(Score(verdict.fraction, f"{head} (found: {describe(confident(found, record.tag))})"))
+            scores.append(Score(verdict.fraction, f"{head} (found: {describe(confident(found, record.tag))})", verdict.correct))
         return scores
 
     def verdict(self, image: Image, record: PromptRecord) -> Verdict:

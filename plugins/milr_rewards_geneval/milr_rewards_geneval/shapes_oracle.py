@@ -60,7 +60,7 @@ class ShapesOracle(Critic):
             found = self.detect(image)
             verdict = judge(record, found)
             head = "correct" if verdict.correct else f"incorrect: {verdict.reason}"
-            scores.append(Score(verdict.fraction, f"{head} (found: {describe(found)})"))
+            scores.append(Score(verdict.fraction, f"{head} (found: {describe(found)})", verdict.correct))
         return scores
 
     def verdict(self, image: Image, record: PromptRecord) -> Verdict:

@@ -1,0 +1,172 @@
+"""What each of milr's departures from the paper does, on janus-shapes' 200 held-out prompts.
+
+Every row is one `milr bench shapes` command (K = 10 for every search, so the rows differ only in the
+setting named), run with two seeds (0 and 100000, prompt i's run using seed + i). Rows:
+
+- baseline: the plain model (step 0);
+- paper: `--preset paper` (the MILR authors' procedure; K = 10 instead of its 30);
+- milr: the default preset;
+- milr with one setting switched back to the paper's choice, one row each;
+- resample / resample-paper: the same loops with frozen latents (`--mode resample`);
+- best-of-n: Best-of-N with N = milr's mean images per prompt (rounded), greedy and sampled text.
+
+    python benchmarks/ablation_shapes.py run --jobs 2          # the bench folders, under runs/ablation/
+    python benchmarks/ablation_shapes.py table --out benchmarks/results/ablation_shapes.json
+
+`table` reads whatever folders are finished: accuracy and mean images per seed, and for each row the
+difference from `milr` paired by prompt and seed with a bootstrap 95% interval over prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path("runs/ablation")
+SEEDS = (0, 100000)
+K = 10
+#: name -> (mode, settings written to the row's config file); milr's own choice is in the comment
+ROWS: dict[str, tuple[str, dict]] = {
+    "baseline": ("baseline", {}),
+    "milr": ("milr", {}),
+    "paper": ("milr", {"preset": "paper"}),
+    "resample": ("resample", {}),
+    "resample-paper": ("resample", {"preset": "paper"}),
+    "milr+conditional-policy": ("milr", {"image_policy": "conditional"}),  # milr: guided
+    "milr+argmax-target": ("milr", {"loss_target": "argmax"}),  # milr: drawn
+    "milr+greedy-continuation": ("milr", {"continuation_temperature": 0.0, "continuation_tokens": 513}),  # 0.7
+    "milr+floor-prefix": ("milr", {"prefix_rule": "floor"}),  # milr: ceil
+    "milr+binary-reward": ("milr", {"reward_shaping": "binary"}),  # milr: fraction
+    "milr+last-image": ("milr", {"return_image": "last"}),  # milr: best
+    "best-of-n": ("best-of-n", {}),
+    "best-of-n-sampled-text": ("best-of-n", {"text_temperature": 0.7}),
+}
+
+
+def _toml(settings: dict) -> str:
+    return "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
+
+
+def command(name: str, seed: int) -> list[str]:
+    mode, settings = ROWS[name]
+    folder = ROOT / f"{name}-s{seed}"
+    config = ROOT / "configs" / f"{name}.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(_toml(settings))
+    cmd = [sys.executable, "-m", "milr_core", "bench", "shapes", "--mode", mode, "--seed", str(seed),
+           "--config", str(config), "--out", str(folder), "--json"]
+    if mode in ("milr", "resample"):
+        cmd += ["--steps", str(K)]
+    if mode == "best-of-n":
+        cmd += ["--n-from", str(ROOT / f"milr-s{seed}")]
+    return cmd
+
+
+def run(jobs: int) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    # seed 0 of every row first (best-of-n last: it needs milr's images per prompt), then seed 100000
+    order = [(n, s) for s in SEEDS for n in ROWS if not n.startswith("best-of-n")]
+    order += [(n, s) for s in SEEDS for n in ROWS if n.startswith("best-of-n")]
+
+    def one(item):
+        name, seed = item
+        log = ROOT / f"{name}-s{seed}.log"
+        with open(log, "w") as f:
+            done = subprocess.run(command(name, seed), stdout=f, stderr=subprocess.STDOUT, env=env)
+        print(f"{name} seed {seed}: exit {done.returncode}", flush=True)
+
+    ROOT.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(one, [i for i in order if not i[0].startswith("best-of-n")]))
+        list(pool.map(one, [i for i in order if i[0].startswith("best-of-n")]))
+
+
+def _prompts(folder: Path) -> dict[int, tuple[bool, int]] | None:
+    """prompt index -> (correct, images) of a finished bench folder, else None."""
+    if not (folder / "summary.json").is_file():
+        return None
+    out = {}
+    for path in sorted(folder.glob("[0-9]" * 5 + "/result.json")):
+        sample = json.loads(path.read_text())["samples"][0]
+        out[int(path.parent.name)] = (bool(sample["correct"]), int(sample["images"]))
+    summary = json.loads((folder / "summary.json").read_text())
+    return out if summary["finished"] == summary["prompts"] else None
+
+
+def bootstrap(diffs: dict[int, list[float]], rounds: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean paired difference, resampling prompts (each keeps its seeds)."""
+    keys, rng = sorted(diffs), random.Random(seed)
+    means = []
+    for _ in range(rounds):
+        pick = [diffs[rng.choice(keys)] for _ in keys]
+        flat = [d for ds in pick for d in ds]
+        means.append(sum(flat) / len(flat))
+    means.sort()
+    return means[int(0.025 * rounds)], means[int(0.975 * rounds) - 1]
+
+
+def table(out: Path) -> None:
+    runs = {(n, s): _prompts(ROOT / f"{n}-s{s}") for n in ROWS for s in SEEDS}
+    reference = {s: runs[("milr", s)] for s in SEEDS}
+    rows = []
+    for name, (mode, settings) in ROWS.items():
+        per_seed = {}
+        for s in SEEDS:
+            res = runs[(name, s)]
+            if res is not None:
+                per_seed[s] = {
+                    "accuracy": round(sum(c for c, _ in res.values()) / len(res), 4),
+                    "mean_images": round(sum(i for _, i in res.values()) / len(res), 3),
+                    "prompts": len(res),
+                }
+        row = {"row": name, "mode": mode, "settings": settings, "seeds": per_seed}
+        if per_seed:
+            accs = [v["accuracy"] for v in per_seed.values()]
+            row["accuracy"] = round(sum(accs) / len(accs), 4)
+            row["seed_spread"] = round(max(accs) - min(accs), 4)
+            row["mean_images"] = round(sum(v["mean_images"] for v in per_seed.values()) / len(per_seed), 3)
+        diffs: dict[int, list[float]] = {}
+        for s in SEEDS:
+            res, ref = runs[(name, s)], reference[s]
+            if res is None or ref is None or name == "milr":
+                continue
+            for i in res.keys() & ref.keys():
+                diffs.setdefault(i, []).append(float(res[i][0]) - float(ref[i][0]))
+        if diffs:
+            flat = [d for ds in diffs.values() for d in ds]
+            low, high = bootstrap(diffs)
+            row["vs_milr"] = {"difference": round(sum(flat) / len(flat), 4), "ci95": [round(low, 4), round(high, 4)],
+                              "pairs": len(flat)}
+        rows.append(row)
+    missing = [f"{n}-s{s}" for (n, s), r in runs.items() if r is None]
+    result = {
+        "what": "milr bench shapes on the 200 held-out prompts (seed 7000001): janus-shapes + shapes-oracle, "
+                f"K = {K}, threshold 0.9, seeds {list(SEEDS)} (prompt i uses seed + i); vs_milr: paired by prompt "
+                "and seed, bootstrap 95% interval over prompts",
+        "device": f"CPU ({platform.machine()}), {os.cpu_count()} cores, float32",
+        "command": "python benchmarks/ablation_shapes.py run --jobs 2",
+        "rows": rows,
+        "not_run": missing,
+    }
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}; not run: {', '.join(missing) or 'none'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    sub.add_parser("run").add_argument("--jobs", type=int, default=2)
+    sub.add_parser("table").add_argument("--out", type=Path, default=Path("benchmarks/results/ablation_shapes.json"))
+    args = parser.parse_args()
+    run(args.jobs) if args.what == "run" else table(args.out)
+
+
+if __name__ == "__main__":
+    main()
