@@ -87,7 +87,7 @@ def _split(job: ReasonJob | DrawJob, rows: int) -> list:
 
 def _join(parts: list) -> Reasoning | Drawing:
     if isinstance(parts[0], Reasoning):
-        return Reasoning(*(sum((getattr(p, f) for p in parts), []) for f in ("tokens", "hidden", "text")))
+        return Reasoning(*(sum((getattr(p, f) for p in parts), []) for f in ("tokens", "hidden", "text", "eos")))
     return Drawing(torch.cat([p.tokens for p in parts]), torch.cat([p.hidden for p in parts]))
 
 
