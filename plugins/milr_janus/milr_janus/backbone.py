@@ -47,6 +47,11 @@ PAPER_INSTRUCTION = (
 PAPER_REASONING_CHAT = PAPER_SYSTEM + "\n\nUser: " + PAPER_INSTRUCTION + "\n\nAssistant:"
 PAPER_IMAGE_CHAT = "User: {text}\n\nAssistant:"
 
+def image_text(prompt: str, reasoning: str) -> str:
+    """What an image is conditioned on: the prompt, then its reasoning text."""
+    return f"{prompt}. {reasoning}" if reasoning else prompt
+
+
 #: Prompt KV is remembered across calls only for calls of at most this many distinct rows.
 PROMPT_CACHE_ROWS = 16
 
@@ -322,7 +327,7 @@ class JanusBackbone(Backbone):
     @torch.no_grad()
     def draw_many(self, jobs: list[DrawJob], *, cfg_scale, temperature, keep_hidden) -> list[Drawing]:
         total = self.num_image_tokens
-        ids, mask = self._image_prompt([f"{j.prompt}. {r}" if r else j.prompt for j in jobs for r in j.reasoning])
+        ids, mask = self._image_prompt([image_text(j.prompt, r) for j in jobs for r in j.reasoning])
         n = ids.shape[0] // 2
         width = max((j.prefixes.shape[1] for j in jobs if j.prefixes is not None), default=0)
         prefixes = torch.zeros(n, width, dtype=torch.long, device=self.device)
