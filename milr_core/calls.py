@@ -41,7 +41,7 @@ class DrawCall:
 
 @dataclass
 class DecodeCall:
-    tokens: torch.Tensor
+    drawing: Drawing  # its tokens are decoded; a backbone that draws pixels has them already
 
 
 @dataclass
@@ -88,6 +88,8 @@ def _split(job: ReasonJob | DrawJob, rows: int) -> list:
 def _join(parts: list) -> Reasoning | Drawing:
     if isinstance(parts[0], Reasoning):
         return Reasoning(*(sum((getattr(p, f) for p in parts), []) for f in ("tokens", "hidden", "text", "eos")))
+    if parts[0].images is not None:
+        return Drawing(images=[image for p in parts for image in p.images])
     return Drawing(torch.cat([p.tokens for p in parts]), torch.cat([p.hidden for p in parts]))
 
 
@@ -139,13 +141,17 @@ def _packed(backbone: Backbone, calls: list[ReasonCall] | list[DrawCall], rows: 
 
 def _decode(backbone: Backbone, calls: list[DecodeCall]) -> list[list]:
     """VQ-decode all calls' tokens together, in chunks of the rows a draw holds."""
-    tokens = torch.cat([c.tokens for c in calls])
+    coded = [c.drawing.tokens for c in calls if c.drawing.images is None]
+    tokens = torch.cat(coded) if coded else torch.zeros(0, 0, dtype=torch.long)
     rows = max(1, backbone.max_rows())
     images = [im for i in range(0, len(tokens), rows) for im in backbone.decode(tokens[i : i + rows])]
     out, start = [], 0
     for c in calls:
-        out.append(images[start : start + len(c.tokens)])
-        start += len(c.tokens)
+        if c.drawing.images is not None:
+            out.append(c.drawing.images)
+        else:
+            out.append(images[start : start + len(c.drawing.tokens)])
+            start += len(c.drawing.tokens)
     return out
 
 
