@@ -21,6 +21,8 @@ from milr_janus.backbone import JanusBackbone
 
 from fakes import FakeBackbone
 
+# the tiny Janus draws 16 image tokens: prefixes long enough that floor(ratio * length) is not 0
+TINY = {"image_ratio": 0.25, "text_ratio": 0.5}
 PROMPTS = ["a photo of a red cube", "two blue balls", "a green cat left of a dog", "three yellow stars"]
 
 
@@ -78,13 +80,14 @@ def _compare(backbone, critic, strategy, records, config, pool, slots=3, pixels=
 @pytest.mark.parametrize("pool", [False, True], ids=["one-call-per-search", "pooled"])
 @pytest.mark.parametrize("text_temperature", [0.0, 0.8], ids=["greedy", "sampled"])
 def test_tiny_janus_searches_at_once_equal_one_at_a_time(tiny, pool, text_temperature):
-    config = RunConfig(steps=2, samples=2, max_reasoning_tokens=6, threshold=0.7, text_temperature=text_temperature)
+    config = RunConfig(steps=2, samples=2, max_reasoning_tokens=6, threshold=0.7, text_temperature=text_temperature,
+                       **TINY)
     alone = _compare(tiny, PixelCritic(), Joint(), [PromptRecord(p) for p in PROMPTS], config, pool)
     assert len({len(r.steps) for r in alone}) > 1  # some stopped early: their slots went to the next prompt
 
 
 def test_greedy_images_and_alternating_strategy(tiny):
-    config = RunConfig(steps=2, max_reasoning_tokens=6, threshold=1.0, temperature=1.0, text_temperature=0.0,
+    config = RunConfig(steps=2, max_reasoning_tokens=6, threshold=1.0, temperature=1.0, text_temperature=0.0, **TINY,
                        continuation_temperature=0.0, strategy="alt")
     _compare(tiny, PixelCritic(), Alternate(), [PromptRecord(p) for p in PROMPTS[:3]], config, pool=True, slots=2)
 
@@ -115,7 +118,7 @@ def test_slots_follow_the_rows_a_draw_holds():
 
 def _bench(root, backbone, critic, slots, text_temperature):
     records = registry().create("benchmark", "shapes").load(None, 3)
-    run = mode_config("milr", RunConfig(steps=1, max_reasoning_tokens=6, threshold=0.473,
+    run = mode_config("milr", RunConfig(steps=1, max_reasoning_tokens=6, threshold=0.473, **TINY,
                                         text_temperature=text_temperature), None)
     settings = BenchSettings(benchmark="shapes", prompts=len(records), prompts_sha256="x", mode="milr",
                              images_per_prompt=2, backbone="tiny", critic=critic.name, run=run)
