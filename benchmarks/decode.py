@@ -88,7 +88,7 @@ def reference_step(bb, critic, record, text_tokens: int, m_v: int, empty_cache: 
 def warm_eager(bb, steps: int = 16) -> None:
     from milr_janus.backbone import _EagerDecoder
 
-    ids, mask = bb._image_prompt(PROMPT, ["warm up"])
+    ids, mask = bb._image_prompt([f"{PROMPT}. warm up"])
     hidden, cache = bb._forward(bb.model.get_input_embeddings()(ids), mask)
     decoder = _EagerDecoder(bb, cache, mask)
     for _ in range(steps):

@@ -32,14 +32,15 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
+from .calls import Call, DecodeCall, DrawCall, ReasonCall, ScoreCall, serve
 from .config import RunConfig
 from .errors import MilrError
-from .interfaces import IMAGE, TEXT, Backbone, Critic, Drawing, PromptRecord, Strategy, score_images
+from .interfaces import IMAGE, TEXT, Backbone, Critic, DrawJob, PromptRecord, ReasonJob, Strategy
 
 log = logging.getLogger(__name__)
 
@@ -192,45 +193,13 @@ class Milr:
         self.on_state = on_state  # called after on_step, so a saved state never runs ahead of the saved steps
         self.generator = torch.Generator(device=backbone.device).manual_seed(config.seed)
 
-    # -- generation --------------------------------------------------------
-    def _draw(self, prompt: str, reasoning: list[str], prefixes: torch.Tensor | None, keep: int) -> Drawing:
-        """Draw len(reasoning) images in as few calls as memory allows; halve on OOM."""
+    # -- generation ----------------------------------------------------------
+    def _draw(self, prompt: str, reasoning: list[str], prefixes: torch.Tensor | None, keep: int) -> DrawCall:
         c = self.config
-        rows = max(1, self.backbone.max_rows())
-        parts: list[Drawing] = []
-        start = 0
-        while start < len(reasoning):
-            stop = min(len(reasoning), start + rows)
-            try:
-                parts.append(
-                    self.backbone.draw(
-                        prompt,
-                        reasoning[start:stop],
-                        None if prefixes is None else prefixes[start:stop],
-                        cfg_scale=c.cfg_scale,
-                        temperature=c.temperature,
-                        keep_hidden=keep,
-                        generator=self.generator,
-                    )
-                )
-                start = stop
-            except torch.OutOfMemoryError:
-                if rows == 1:
-                    raise
-                rows //= 2
-                log.warning("out of memory while drawing; retrying with %d rows per call", rows)
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-        if parts[0].images is not None:  # pixels straight from the backbone: it has no image tokens
-            return Drawing(images=[image for p in parts for image in p.images])
-        return Drawing(torch.cat([p.tokens for p in parts]), torch.cat([p.hidden for p in parts]))
+        return DrawCall(DrawJob(prompt, reasoning, prefixes, self.generator), c.cfg_scale, c.temperature, keep)
 
-    def _pixels(self, drawing: Drawing) -> list:
-        return drawing.images if drawing.images is not None else self.backbone.decode(drawing.tokens)
-
-    def _score(self, images: list, record: PromptRecord) -> tuple[list[float], list[str], list[bool | None]]:
-        """Rewards, details and verdicts of `images`; a bad answer is a one-line error naming the critic."""
-        scores = score_images(self.critic, images, record)
+    def _rewards(self, scores) -> tuple[list[float], list[str], list[bool | None]]:
+        """Rewards, details and verdicts from the critic's answer (checked where it is served: calls.py)."""
         rewards, details, correct = [], [], []
         for i, s in enumerate(scores):
             r = float(s.value)
@@ -263,6 +232,21 @@ class Milr:
     def run(self, record: PromptRecord, resume: SearchState | None = None, earlier: Sequence[Step] = ()) -> Result:
         """Algorithm 1. With `resume` (a state taken after step j) it goes on at step j + 1;
         `earlier` are steps 0..j as first reported, so that the Result covers the whole run."""
+        search = self.search(record, resume, earlier)
+        answer = None
+        while True:
+            try:
+                call = search.send(answer)
+            except StopIteration as stop:
+                return stop.value
+            answer = serve(self.backbone, self.critic, [call])[0]
+
+    def search(
+        self, record: PromptRecord, resume: SearchState | None = None, earlier: Sequence[Step] = ()
+    ) -> Generator[Call, object, Result]:
+        """`run` as a generator: it yields what it needs from the models (calls.py) and is sent the
+        answers, so that a scheduler can answer many searches' calls in one batch. Grad mode is
+        global state, so no `torch.no_grad()` block is open across a yield."""
         c, bb = self.config, self.backbone
         has = set(bb.latent_groups)  # declared by the backbone: text, and image where it has an image head
         if c.steps > 0 and not any(self.strategy.moves(g, c.steps) for g in has):
@@ -283,7 +267,8 @@ class Milr:
             rows = n if c.steps == 0 and c.text_temperature > 0 else 1
             if write_text:
                 empty = None if rows == 1 else torch.zeros(rows, 0, dtype=torch.long)  # `rows` texts from no prefix
-                first = bb.reason(record.prompt, empty, c.max_reasoning_tokens, c.text_temperature, self.generator)
+                job = ReasonJob(record.prompt, empty, c.max_reasoning_tokens, c.text_temperature, self.generator)
+                first = yield ReasonCall(job)
                 text_tokens, text_hidden = first.tokens[0], first.hidden[0]
                 texts = first.text if rows > 1 else first.text * n
                 # the reference counts the end-of-sequence position in T (its latent is never in a short prefix)
@@ -294,7 +279,7 @@ class Milr:
                 texts, total = [""] * n, 0
             m_t = prefix_length(c.text_ratio, total, c.prefix_rule) if write_text else 0
             m_v = prefix_length(c.image_ratio, bb.latent_groups[IMAGE], c.prefix_rule) if IMAGE in has else 0
-            drawing = self._draw(record.prompt, texts, None, m_v)
+            drawing = yield self._draw(record.prompt, texts, None, m_v)
             latents = {TEXT: text_hidden[:m_t].detach().float().clone().requires_grad_(True)}
             prefixes = {TEXT: text_tokens[:m_t].expand(n, -1).clone()}
             if IMAGE in has:
@@ -339,8 +324,8 @@ class Milr:
                 self.on_state(copy.deepcopy(state))  # a snapshot: the loop goes on changing its tensors
 
         if resume is None:
-            images = self._pixels(drawing)
-            rewards, details, correct = self._score(images, record)
+            images = yield DecodeCall(drawing)
+            rewards, details, correct = self._rewards((yield ScoreCall(images, record)))
             done(Step(0, [], rewards, details, texts, images, None, time.perf_counter() - t0, correct))
         best = best_of(steps)
 
@@ -350,18 +335,19 @@ class Milr:
             t0 = time.perf_counter()
             groups = self.strategy.groups(k, c.steps) & movable
             loss = self._update(latents, start, prefixes, optimizers, groups, rewards)
-            with torch.no_grad():
-                if TEXT in groups:
+            if TEXT in groups:
+                with torch.no_grad():
                     temp = 0.0 if n == 1 else 1.0
                     prefixes[TEXT] = self._sample_prefix(self.policy_logits(TEXT, latents[TEXT]), n, temp)
-                    budget = c.continuation_tokens or max(1, c.max_reasoning_tokens - m_t)
-                    new = bb.reason(record.prompt, prefixes[TEXT], budget, c.continuation_temperature, self.generator)
-                    texts = new.text
-                if IMAGE in groups:
+                budget = c.continuation_tokens or max(1, c.max_reasoning_tokens - m_t)
+                job = ReasonJob(record.prompt, prefixes[TEXT], budget, c.continuation_temperature, self.generator)
+                texts = (yield ReasonCall(job)).text
+            if IMAGE in groups:
+                with torch.no_grad():
                     prefixes[IMAGE] = self._sample_prefix(self.policy_logits(IMAGE, latents[IMAGE]), n, 1.0)
-                drawing = self._draw(record.prompt, texts, prefixes.get(IMAGE) if keep_image_prefix else None, 0)
-            images = self._pixels(drawing)
-            rewards, details, correct = self._score(images, record)
+            drawing = yield self._draw(record.prompt, texts, prefixes.get(IMAGE) if keep_image_prefix else None, 0)
+            images = yield DecodeCall(drawing)
+            rewards, details, correct = self._rewards((yield ScoreCall(images, record)))
             done(Step(k, sorted(groups), rewards, details, texts, images, loss, time.perf_counter() - t0, correct))
             best = best_of(steps)
 

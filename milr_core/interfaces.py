@@ -108,6 +108,31 @@ class Drawing:
     images: list[Image] | None = None
 
 
+@dataclass
+class ReasonJob:
+    """One prompt's rows in a batched `Backbone.reason_many` call (arguments as `Backbone.reason`)."""
+
+    prompt: str
+    prefixes: torch.Tensor | None
+    max_new_tokens: int
+    temperature: float = 0.0
+    generator: torch.Generator | None = None
+
+
+@dataclass
+class DrawJob:
+    """One prompt's rows in a batched `Backbone.draw_many` call (arguments as `Backbone.draw`)."""
+
+    prompt: str
+    reasoning: list[str]
+    prefixes: torch.Tensor | None
+    generator: torch.Generator | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(self.reasoning)
+
+
 class Backbone(ABC):
     """A unified generator: reasoning text first, then an image conditioned on it.
 
@@ -201,6 +226,21 @@ class Backbone(ABC):
     def max_rows(self) -> int:
         """How many images fit in one `draw` call on this hardware."""
         return 1
+
+    # Batched variants: many prompts' rows in one call, each job drawing only from its own
+    # generator, so that a job's outputs do not depend on the jobs that share its call.
+    # The defaults run one job at a time; a backbone that can batch overrides them.
+    def reason_many(self, jobs: list[ReasonJob]) -> list[Reasoning]:
+        """`reason` for each job; one Reasoning per job."""
+        return [self.reason(j.prompt, j.prefixes, j.max_new_tokens, j.temperature, j.generator) for j in jobs]
+
+    def draw_many(self, jobs: list[DrawJob], *, cfg_scale: float, temperature: float, keep_hidden: int) -> list[Drawing]:
+        """`draw` for each job; one Drawing per job."""
+        return [
+            self.draw(j.prompt, j.reasoning, j.prefixes, cfg_scale=cfg_scale, temperature=temperature,
+                      keep_hidden=keep_hidden, generator=j.generator)
+            for j in jobs
+        ]
 
 
 class Critic(ABC):

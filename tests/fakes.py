@@ -27,6 +27,7 @@ class FakeBackbone(Backbone):
         self.reason_calls: list[torch.Tensor | None] = []
         self.reason_temperatures: list[float] = []
         self.draw_calls: list[tuple[list[str], torch.Tensor | None]] = []
+        self.draw_many_rows: list[list[int]] = []  # rows of each job, per draw_many call
 
     hidden_size = D
     num_image_tokens = N_IMAGE
@@ -57,6 +58,13 @@ class FakeBackbone(Backbone):
         if prefixes is not None:
             tokens[:, : prefixes.shape[1]] = prefixes
         return Drawing(tokens, self.hidden_image[:keep_hidden].expand(n, -1, -1, -1).clone())
+
+    def draw_many(self, jobs, **kw):
+        """As if all jobs' rows shared one call: out of memory above `oom_above` rows in all."""
+        if self.oom_above is not None and sum(j.rows for j in jobs) > self.oom_above:
+            raise torch.OutOfMemoryError("fake: too many rows")
+        self.draw_many_rows.append([j.rows for j in jobs])
+        return super().draw_many(jobs, **kw)
 
     def max_rows(self):
         return self.rows

@@ -19,12 +19,13 @@ from fakes import FakeBackbone, ScriptedCritic
 RECORDS = [PromptRecord("a photo of a cat", "single_object"), PromptRecord("a photo of two dogs", "counting")]
 
 
-def _bench(tmp_path, mode, critic, n=None, images_per_prompt=1, **run):
+def _bench(tmp_path, mode, critic, n=None, images_per_prompt=1, slots=1, **run):
+    # one search at a time: the scripted critic answers in the order it is called
     cfg = mode_config(mode, RunConfig(max_reasoning_tokens=4, **run), n)
     settings = BenchSettings(benchmark="demo", prompts=len(RECORDS), prompts_sha256="x", mode=mode, n=n,
                              images_per_prompt=images_per_prompt, backbone="fake", critic="scripted", run=cfg)
     strategy = next(s for s in STRATEGIES if s.name == cfg.strategy)()
-    return Bench(settings, RECORDS, BenchDir(tmp_path), FakeBackbone(), critic, strategy)
+    return Bench(settings, RECORDS, BenchDir(tmp_path), FakeBackbone(), critic, strategy, slots=slots)
 
 
 def test_baseline_is_one_image_at_step_zero(tmp_path):

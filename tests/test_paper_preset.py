@@ -69,7 +69,7 @@ def test_paper_prompt_ids_are_the_reference_strings(bb):
     ids = bb._reasoning_ids(PROMPT)["input_ids"][0].tolist()
     assert ids == tok(f"{SYSTEM}\n\nUser: {INSTRUCTION}\n\nAssistant:")["input_ids"]
     assert ids[0] == tok.bos_token_id
-    image_ids, mask = bb._image_prompt(PROMPT, [" A red cube."])
+    image_ids, mask = bb._image_prompt([f"{PROMPT}. {' A red cube.'}"])  # draw's "{prompt}. {reasoning}"
     cond = image_ids[0][mask[0].bool()].tolist()
     # the reasoning is not stripped: "{p}.  A ..." with two spaces, roles written as plain words
     assert cond == tok(f"User: {PROMPT}.  A red cube.\n\nAssistant:{tok.boi_token}")["input_ids"]

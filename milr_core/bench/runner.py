@@ -2,9 +2,11 @@
 
 Every mode is the engine with different settings, so all three share one code
 path: baseline is step 0 with one image, Best-of-N is step 0 with N images (the
-engine keeps the critic's best), MILR is the full search. Prompt i's run k uses
-seed `seed + i * images_per_prompt + k` and touches no state left by other
-prompts, so a prompt's outputs do not depend on which rank ran it, or when.
+engine keeps the critic's best), MILR is the full search. Many searches run at
+once (scheduler.py), their calls answered in shared batches. Prompt i's run k
+uses seed `seed + i * images_per_prompt + k` and its own generator, so a
+prompt's outputs do not depend on which rank ran it, when, or beside which
+other searches.
 """
 
 from __future__ import annotations
@@ -78,34 +80,72 @@ def judge(correct: bool | None, reward: float | None, threshold: float) -> dict[
 
 
 class Bench:
-    """One rank's share of a bench run, on loaded models."""
+    """One rank's share of a bench run, on loaded models.
+
+    `slots` searches run at once (scheduler.py; None: as many as one draw call holds),
+    each with its own seed and generator; `pool` (None: hardware.pool_searches) merges
+    their rows into shared model calls."""
 
     def __init__(self, settings: BenchSettings, records: list[PromptRecord], folder: BenchDir,
-                 backbone, critic, strategy):
+                 backbone, critic, strategy, slots: int | None = None, pool: bool | None = None):
+        from ..hardware import pool_searches
+        from ..scheduler import slots_for
+
         self.settings, self.records, self.folder = settings, records, folder
         self.backbone, self.critic, self.strategy = backbone, critic, strategy
+        self.slots = slots or slots_for(backbone, settings.run.samples)
+        self.pool = pool_searches(backbone.device) if pool is None else pool
 
     def run_prompt(self, index: int) -> None:
-        import torch
+        self.run_prompts([index])
 
-        from ..engine import json_number, run_milr
+    def run_prompts(self, indices: list[int]) -> None:
+        """Every search of these prompts; a prompt's result.json is written once all its runs are done."""
+        from ..scheduler import run_searches
+
+        s = self.settings
+        runs = s.images_per_prompt
+        pending: dict[int, dict] = {}
+
+        def searches():
+            for index in indices:
+                pending[index] = {"t0": time.perf_counter(), "results": {}, "traces": {}}
+                self.folder.start_prompt(index, self.records[index].to_dict())
+                for k in range(runs):
+                    yield (index, k), lambda index=index, k=k: self._search(index, k, pending[index]["traces"])
+
+        def finished(key, result) -> None:
+            index, k = key
+            state = pending[index]
+            state["results"][k] = result
+            if len(state["results"]) == runs:
+                self._write(index, pending.pop(index))
+
+        run_searches(self.backbone, self.critic, searches(), self.slots, finished, self.pool)
+
+    def _search(self, index: int, k: int, traces: dict):
+        from ..engine import Milr
+
+        s = self.settings
+        seed = s.run.seed + index * s.images_per_prompt + k
+        lines = traces[k] = []
+        searched = s.mode in ("milr", "resample")
+        on_step = (lambda step: lines.append({"sample": k, **step.trace()})) if searched else None
+        milr = Milr(self.backbone, self.critic, self.strategy, s.run.model_copy(update={"seed": seed}), on_step)
+        return milr.search(self.records[index])
+
+    def _write(self, index: int, state: dict) -> None:
+        from ..engine import json_number
 
         s, record = self.settings, self.records[index]
-        self.folder.start_prompt(index, record.to_dict())
-        samples, trace = [], []
-        t0 = time.perf_counter()
+        samples = []
         for k in range(s.images_per_prompt):
-            seed = s.run.seed + index * s.images_per_prompt + k
-            torch.manual_seed(seed)  # anything a plugin draws from the global generator
-            searched = s.mode in ("milr", "resample")
-            on_step = (lambda step, k=k: trace.append({"sample": k, **step.trace()})) if searched else None
-            result = run_milr(self.backbone, self.critic, self.strategy, record,
-                              s.run.model_copy(update={"seed": seed}), on_step)
+            result = state["results"][k]
             file = self.folder.write_sample(index, k, result.final_image)
             reward = json_number(result.final_reward)
             samples.append({
                 "file": file,
-                "seed": seed,
+                "seed": s.run.seed + index * s.images_per_prompt + k,
                 "reward": reward,
                 "detail": result.final_detail,
                 **judge(result.final_correct, reward, s.run.threshold),
@@ -115,11 +155,12 @@ class Bench:
                 "stopped_early": result.stopped_early,
                 "reasoning": result.final_reasoning,
             })
+        trace = [line for k in sorted(state["traces"]) for line in state["traces"][k]]
         if trace:
             self.folder.write_trace(index, trace)
         self.folder.write_result(index, PromptResult(
             index=index, prompt=record.prompt, tag=record.tag, mode=s.mode,
-            samples=samples, seconds=round(time.perf_counter() - t0, 3),
+            samples=samples, seconds=round(time.perf_counter() - state["t0"], 3),
             prompts=self.backbone.prompt_strings(record.prompt),  # the chat strings the run's preset sent
         ))
 
@@ -198,9 +239,7 @@ def run_bench(settings: BenchSettings, records: list[PromptRecord], out: Path, s
                 dist.barrier()
             if mine:
                 backbone, critic, strategy = models or _components(specs, settings, records, device)
-                bench = Bench(settings, records, folder, backbone.load(), critic, strategy)
-                for i in mine:
-                    bench.run_prompt(i)
+                Bench(settings, records, folder, backbone.load(), critic, strategy).run_prompts(mine)
             dist.barrier()
         return merge_summary(folder, settings) if dist.main else None
     finally:

@@ -19,10 +19,10 @@ from PIL import Image
 from transformers import JanusForConditionalGeneration, JanusProcessor
 
 from milr_core.hardware import pick_compile, pick_device, pick_dtype, rows_that_fit
-from milr_core.interfaces import Backbone, Drawing, Reasoning
+from milr_core.interfaces import Backbone, Drawing, DrawJob, Reasoning, ReasonJob
 
 from .loading import resolve
-from .static_decode import StaticDecoder, bucket, cache_name
+from .static_decode import StaticDecoder, bucket, bucket_rows, cache_name
 
 #: Asks for the "visualization" chain of thought that conditions the image (MILR.md, phase 1).
 REASONING_INSTRUCTION = (
@@ -46,6 +46,27 @@ PAPER_INSTRUCTION = (
 )
 PAPER_REASONING_CHAT = PAPER_SYSTEM + "\n\nUser: " + PAPER_INSTRUCTION + "\n\nAssistant:"
 PAPER_IMAGE_CHAT = "User: {text}\n\nAssistant:"
+
+def image_text(prompt: str, reasoning: str) -> str:
+    """What an image is conditioned on: the prompt, then its reasoning text."""
+    return f"{prompt}. {reasoning}" if reasoning else prompt
+
+
+#: Prompt KV is remembered across calls only for calls of at most this many distinct rows.
+PROMPT_CACHE_ROWS = 16
+
+
+def _sample(logits: torch.Tensor, temperature: torch.Tensor, uniform: torch.Tensor, hot: bool) -> torch.Tensor:
+    """One token per row by inverse-CDF sampling on the row's own uniform (rows with temperature
+    0 take the argmax): a row's token depends on its logits and its uniform, nothing else."""
+    greedy = logits.argmax(-1)
+    if not hot:
+        return greedy
+    warm = temperature > 0
+    probs = torch.softmax(logits / torch.where(warm, temperature, 1.0)[:, None], dim=-1)
+    cdf = probs.cumsum(-1)
+    drawn = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True).squeeze(-1)
+    return torch.where(warm, drawn.clamp_(max=logits.shape[-1] - 1), greedy)
 
 
 class JanusBackbone(Backbone):
@@ -72,6 +93,7 @@ class JanusBackbone(Backbone):
         self.compile = compile  # TorchInductor-fused decoder calls (static_decode.py)
         self._decoders: dict[tuple[int, int], StaticDecoder] = {}
         self._prompts: dict[bytes, tuple[torch.Tensor, object]] = {}  # prompt rows -> (hidden, KV)
+        self._max_rows: int | None = None
 
     @classmethod
     def from_pretrained(
@@ -87,7 +109,7 @@ class JanusBackbone(Backbone):
         `compile` None follows MILR_COMPILE (see milr_core.hardware.pick_compile)."""
         dev = pick_device(device)
         dt = pick_dtype(dev, dtype)
-        model, processor = resolve(source, dt)
+        model, processor = resolve(source, dt, dev)
         return cls(model.to(dev), processor, name or source, compile=pick_compile(dev, compile), chat=chat)
 
     # -- facts ---------------------------------------------------------------
@@ -108,11 +130,17 @@ class JanusBackbone(Backbone):
         return self.model.dtype
 
     def max_rows(self) -> int:
-        # KV cache of one CFG pair (2 rows) over prompt + image, plus activations (x2).
-        cfg = self.model.config.text_config
-        per_token = 2 * cfg.num_hidden_layers * cfg.num_key_value_heads * (cfg.hidden_size // cfg.num_attention_heads)
-        per_row = 2 * 2 * per_token * (self.num_image_tokens + 1024) * self.dtype.itemsize
-        return rows_that_fit(self.device, per_row, cap=16)
+        # Decided once, on the free memory beside the weights: asked again later, the answer would
+        # shrink by the caches that earlier calls keep, and each new answer would make new caches.
+        if self._max_rows is None:
+            cfg = self.model.config.text_config
+            per_position = (2 * cfg.num_hidden_layers * cfg.num_key_value_heads
+                            * (cfg.hidden_size // cfg.num_attention_heads) * self.dtype.itemsize)
+            # per image of a step: its CFG pair's KV over prompt and image, its reasoning row's KV
+            # (two text decoders: the first text and its continuations), the prompt KV being copied in
+            positions = 2 * (self.num_image_tokens + 512) + 2 * 512 + 2 * 512
+            self._max_rows = rows_that_fit(self.device, per_position * positions, cap=64)
+        return self._max_rows
 
     # -- heads: the policy that MILR optimises --------------------------------
     def text_logits(self, latents: torch.Tensor) -> torch.Tensor:
@@ -172,13 +200,18 @@ class JanusBackbone(Backbone):
         # every distinct row once; candidates and unchanged prompts of the previous call reuse its KV
         unique, rows = torch.unique(torch.cat([ids, mask], 1), dim=0, return_inverse=True)
         key = unique.cpu().numpy().tobytes()
-        if key not in self._prompts:
-            if len(self._prompts) >= 4:  # the reasoning prompt and the image prompt of the current step, and spares
-                self._prompts.pop(next(iter(self._prompts)))
+        entry = self._prompts.get(key)
+        if entry is None:
             u_ids, u_mask = unique.split(ids.shape[1], dim=1)
-            self._prompts[key] = self._forward(embeds(u_ids), u_mask)
-        hidden, cache = self._prompts[key]
-        decoder = self._decoder(ids.shape[0], bucket(ids.shape[1] + new_tokens + 1))
+            entry = self._forward(embeds(u_ids), u_mask)
+            # one search's prompts are kept (an image-only step redraws from the same text); the many
+            # prompts of a batched bench call rarely repeat, and their KV would crowd out the decoders
+            if len(unique) <= PROMPT_CACHE_ROWS:
+                if len(self._prompts) >= 4:  # the reasoning prompt and the image prompt of the current step, and spares
+                    self._prompts.pop(next(iter(self._prompts)))
+                self._prompts[key] = entry
+        hidden, cache = entry
+        decoder = self._decoder(bucket_rows(ids.shape[0]), bucket(ids.shape[1] + new_tokens + 1))
         decoder.load(cache, rows, mask)
         return decoder, hidden[rows]
 
@@ -192,89 +225,138 @@ class JanusBackbone(Backbone):
             )
         return self._decoders[key]
 
-    def _sample(self, logits: torch.Tensor, temperature: float, generator) -> torch.Tensor:
+    def _unpad(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+        """The token ids of each row of a padded batch, without the padding (on the CPU)."""
+        return [ids[mask.bool()].cpu() for ids, mask in zip(batch["input_ids"], batch["attention_mask"])]
+
+    def _pad(self, rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-pad token rows to one length: (ids, mask) on the device."""
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, width - len(r) :], mask[i, width - len(r) :] = r, 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _noise(self, generator, rows: int, steps: int, temperature: float) -> torch.Tensor:
+        """One job's uniforms for all its sampled tokens, drawn at once from its own generator,
+        so that its draws do not depend on the jobs that share a call (none when greedy)."""
         if temperature == 0:
-            return logits.argmax(-1)
-        probs = torch.softmax(logits.float() / temperature, dim=-1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            return torch.zeros(rows, steps, device=self.device)
+        device = generator.device if generator is not None else self.device
+        return torch.rand(rows, steps, generator=generator, device=device).to(self.device)
 
     # -- phase 1: reasoning text -------------------------------------------------
-    @torch.no_grad()
     def reason(self, prompt, prefixes, max_new_tokens, temperature=0.0, generator=None) -> Reasoning:
-        batch = self._reasoning_ids(prompt)
-        rows = 1 if prefixes is None else prefixes.shape[0]
-        ids = batch["input_ids"].expand(rows, -1)
-        mask = batch["attention_mask"].expand(rows, -1)
-        prompt_len = ids.shape[1]
-        if prefixes is not None:
-            ids = torch.cat([ids, prefixes.to(self.device)], 1)
-            mask = torch.cat([mask, torch.ones_like(prefixes, device=self.device)], 1)
-        decoder, hidden = self._start(self.lm.embed_tokens, ids, mask, max_new_tokens)
-        # hidden at position p produces token p + 1: the prefix tokens come from prompt_len - 1 on
-        hiddens = [hidden[:, prompt_len - 1 : -1]]
-        tokens = [ids[:, prompt_len:]]
+        return self.reason_many([ReasonJob(prompt, prefixes, max_new_tokens, temperature, generator)])[0]
+
+    @torch.no_grad()
+    def reason_many(self, jobs: list[ReasonJob]) -> list[Reasoning]:
+        prompts = [self._unpad(self._reasoning_ids(j.prompt))[0] for j in jobs]
+        seqs, forced, limits, temps, noise, counts = [], [], [], [], [], []
+        steps = max(j.max_new_tokens for j in jobs)
+        for job, prompt in zip(jobs, prompts):
+            pre = torch.zeros(1, 0, dtype=torch.long) if job.prefixes is None else job.prefixes.cpu()
+            n = pre.shape[0]
+            counts.append(n)
+            seqs += [torch.cat([prompt, row]) for row in pre]
+            forced += [pre.shape[1]] * n
+            limits += [job.max_new_tokens] * n
+            temps += [job.temperature] * n
+            u = self._noise(job.generator, n, job.max_new_tokens, job.temperature)
+            noise.append(torch.nn.functional.pad(u, (0, steps - job.max_new_tokens)))
+        ids, mask = self._pad(seqs)
+        noise = torch.cat(noise)
+        limit = torch.tensor(limits, device=self.device)
+        temperature = torch.tensor(temps, device=self.device)
+        hot = any(t > 0 for t in temps)
+        decoder, hidden = self._start(self.lm.embed_tokens, ids, mask, steps)
         h = hidden[:, -1]
         eos = self.tokenizer.eos_token_id
+        rows = len(seqs)
         done = torch.zeros(rows, dtype=torch.bool, device=self.device)
-        lengths = torch.full((rows,), tokens[0].shape[1], device=self.device)
-        for _ in range(max_new_tokens):
-            nxt = self._sample(self.model.lm_head(h).float(), temperature, generator)
-            hiddens.append(h[:, None].clone())
-            tokens.append(nxt[:, None])
+        lengths = torch.zeros(rows, dtype=torch.long, device=self.device)
+        new_tokens, new_hidden = [], []
+        for t in range(steps):
+            nxt = _sample(self.model.lm_head(h).float(), temperature, noise[:, t], hot)
+            new_hidden.append(h.clone())
+            new_tokens.append(nxt)
             lengths += ~done
-            done |= nxt == eos
-            if done.all():
+            done |= (nxt == eos) | (limit <= t + 1)
+            if t + 1 == steps or done.all():
                 break
             h = decoder.step(self.lm.embed_tokens(nxt[:, None]))
-        all_tokens, all_hidden = torch.cat(tokens, 1), torch.cat(hiddens, 1)
-        out_tokens, out_hidden, texts, ended = [], [], [], []
-        for i in range(rows):
-            ended.append(bool(all_tokens[i, : int(lengths[i])].eq(eos).any()))
-            n = int(lengths[i]) - int(ended[-1])  # drop the EOS itself
-            out_tokens.append(all_tokens[i, :n].clone())
-            out_hidden.append(all_hidden[i, :n].clone())
-            text = self.tokenizer.decode(out_tokens[-1], skip_special_tokens=True)
-            texts.append(text if self.chat == "paper" else text.strip())  # the reference keeps the leading space
-        return Reasoning(out_tokens, out_hidden, texts, ended)
+        tokens, hiddens = torch.stack(new_tokens, 1), torch.stack(new_hidden, 1)
+        width = ids.shape[1]
+        out: list[Reasoning] = []
+        row = 0
+        for n in counts:
+            part = Reasoning([], [], [], [])
+            for i in range(row, row + n):
+                m, k = forced[i], int(lengths[i])
+                part.eos.append(bool(tokens[i, k - 1] == eos))
+                k -= int(part.eos[-1])  # drop the EOS itself
+                # hidden at position p produces token p + 1: the forced tokens come from width - m - 1 on
+                part.tokens.append(torch.cat([ids[i, width - m :], tokens[i, :k]]))
+                part.hidden.append(torch.cat([hidden[i, width - m - 1 : width - 1], hiddens[i, :k]]))
+                text = self.tokenizer.decode(part.tokens[-1], skip_special_tokens=True)
+                part.text.append(text if self.chat == "paper" else text.strip())  # the reference keeps the leading space
+            out.append(part)
+            row += n
+        return out
 
     # -- phase 2: image tokens -----------------------------------------------------
-    def _image_prompt(self, prompt: str, reasoning: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _image_prompt(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Conditional rows then unconditional rows (pads except BOS/BOI), as transformers does."""
-        texts = [f"{prompt}. {r}" if r else prompt for r in reasoning]
         if self.chat == "paper":
             batch = self._encode([PAPER_IMAGE_CHAT.format(text=t) + self.tokenizer.boi_token for t in texts])
         else:
             batch = self._chat(texts, "image")
-        ids, mask = batch["input_ids"], batch["attention_mask"]
+        ids, mask = self._pad(self._unpad(batch))
         uncond = ids.clone()
         bos, boi = self.tokenizer.bos_token_id, self.tokenizer.convert_tokens_to_ids(self.tokenizer.boi_token)
         uncond[(uncond != bos) & (uncond != boi)] = self.tokenizer.pad_token_id
         return torch.cat([ids, uncond]), torch.cat([mask, mask])
 
-    @torch.no_grad()
     def draw(self, prompt, reasoning, prefixes, *, cfg_scale, temperature, keep_hidden, generator=None) -> Drawing:
-        n = len(reasoning)
-        ids, mask = self._image_prompt(prompt, reasoning)
-        decoder, hidden = self._start(self.model.get_input_embeddings(), ids, mask, self.num_image_tokens)
+        job = DrawJob(prompt, reasoning, prefixes, generator)
+        return self.draw_many([job], cfg_scale=cfg_scale, temperature=temperature, keep_hidden=keep_hidden)[0]
+
+    @torch.no_grad()
+    def draw_many(self, jobs: list[DrawJob], *, cfg_scale, temperature, keep_hidden) -> list[Drawing]:
+        total = self.num_image_tokens
+        ids, mask = self._image_prompt([image_text(j.prompt, r) for j in jobs for r in j.reasoning])
+        n = ids.shape[0] // 2
+        width = max((j.prefixes.shape[1] for j in jobs if j.prefixes is not None), default=0)
+        prefixes = torch.zeros(n, width, dtype=torch.long, device=self.device)
+        forced = torch.zeros(n, dtype=torch.long, device=self.device)
+        row = 0
+        for j in jobs:
+            if j.prefixes is not None:
+                prefixes[row : row + j.rows, : j.prefixes.shape[1]] = j.prefixes
+                forced[row : row + j.rows] = j.prefixes.shape[1]
+            row += j.rows
+        noise = torch.cat([self._noise(j.generator, j.rows, total, temperature) for j in jobs])
+        temp = torch.full((n,), float(temperature), device=self.device)
+        decoder, hidden = self._start(self.model.get_input_embeddings(), ids, mask, total)
         h = hidden[:, -1]
-        forced = 0 if prefixes is None else prefixes.shape[1]
         head = self.model.model.generation_head
-        tokens = torch.empty(n, self.num_image_tokens, dtype=torch.long, device=self.device)
+        tokens = torch.empty(n, total, dtype=torch.long, device=self.device)
         kept = []
-        for i in range(self.num_image_tokens):
+        for i in range(total):
             if i < keep_hidden:
                 kept.append(torch.stack([h[:n], h[n:]], 1))  # (n, 2, d): conditional, unconditional
-            if i < forced:
-                nxt = prefixes[:, i].to(self.device)
-            else:
-                cond, uncond = head(h).float().chunk(2)
-                nxt = self._sample(uncond + cfg_scale * (cond - uncond), temperature, generator)
+            cond, uncond = head(h).float().chunk(2)
+            nxt = _sample(uncond + cfg_scale * (cond - uncond), temp, noise[:, i], temperature > 0)
+            if i < width:
+                nxt = torch.where(forced > i, prefixes[:, i], nxt)
             tokens[:, i] = nxt
-            if i + 1 == self.num_image_tokens:
+            if i + 1 == total:
                 break
             h = decoder.step(self.model.prepare_embeddings_for_image_generation(torch.cat([nxt, nxt])[:, None]))
         hidden_out = torch.stack(kept, 1) if kept else h.new_zeros(n, 0, 2, self.hidden_size)
-        return Drawing(tokens, hidden_out)
+        sizes = [j.rows for j in jobs]
+        return [Drawing(t, k) for t, k in zip(tokens.split(sizes), hidden_out.split(sizes))]
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor) -> list[Image.Image]:

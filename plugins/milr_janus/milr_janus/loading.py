@@ -29,8 +29,12 @@ def _missing_help(source: str, hub_id: str, reason: str) -> str:
     )
 
 
-def resolve(source: str, dtype: torch.dtype) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
-    """Load model and processor from an alias, a local directory, or a hub id."""
+def resolve(
+    source: str, dtype: torch.dtype, device: torch.device | None = None
+) -> tuple[JanusForConditionalGeneration, JanusProcessor]:
+    """Load model and processor from an alias, a local directory, or a hub id; onto a GPU
+    `device`, each tensor goes straight from the file to the GPU in `dtype`, so that host
+    memory stays far below the checkpoint's size (on the CPU they stay where they load)."""
     from transformers import JanusForConditionalGeneration, JanusProcessor
     hub_id = ALIASES.get(source, source)
     path = Path(source).expanduser()
@@ -53,8 +57,9 @@ def resolve(source: str, dtype: torch.dtype) -> tuple[JanusForConditionalGenerat
     try:
         # SDPA: fused attention on every device, and it takes the explicit 4-D masks of
         # static_decode (flash-attention-2 would not).
+        placement = {"device_map": str(device)} if device is not None and device.type == "cuda" else {}
         model = JanusForConditionalGeneration.from_pretrained(
-            target, dtype=dtype, attn_implementation="sdpa", local_files_only=offline
+            target, dtype=dtype, attn_implementation="sdpa", local_files_only=offline, **placement
         )
         processor = JanusProcessor.from_pretrained(target, local_files_only=offline)
     except OSError as exc:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .backbone import image_text
 from .understanding import Pairs, pair_loss
 
 UNCOND = 0.1
@@ -77,7 +78,7 @@ def build_rows(backbone, records, reasoning: list[str], image_tokens: torch.Tens
     for prompt, idx in by_prompt.items():
         chat = backbone._chat([backbone.instruction.format(prompt=prompt)], "text")["input_ids"][0]
         text_prompt[prompt] = chat.tolist()
-        ids, mask = backbone._image_prompt(prompt, [reasoning[i] for i in idx])
+        ids, mask = backbone._image_prompt([image_text(prompt, reasoning[i]) for i in idx])
         for j, i in enumerate(idx):
             keep = mask[j].bool()
             cond[i], uncond[i] = ids[j][keep].tolist(), ids[len(idx) + j][keep].tolist()

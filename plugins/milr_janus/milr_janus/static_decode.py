@@ -39,8 +39,18 @@ def bucket(length: int, step: int = 128) -> int:
     return -(-length // step) * step
 
 
+def bucket_rows(rows: int) -> int:
+    """Round row counts up (powers of two to 16, then multiples of 16), so that a batched bench,
+    whose row count drifts as searches finish and start, replays a few graphs, not one per count."""
+    if rows <= 16:
+        return 1 << (rows - 1).bit_length()
+    return bucket(rows, 16)
+
+
 class StaticDecoder:
-    """Load `rows` prompts' KV, then advance all of them one token per `step`."""
+    """Load up to `rows` prompts' KV, then advance all of them one token per `step`.
+
+    Rows past the loaded ones run along (fully masked) and are never returned."""
 
     def __init__(self, lm, rows: int, max_len: int, use_graph: bool, compile: bool = False):
         self.lm, self.rows, self.max_len = lm, rows, max_len
@@ -52,7 +62,7 @@ class StaticDecoder:
         self.embeds = torch.zeros(rows, 1, lm.config.hidden_size, dtype=dt, device=dev)
         self.hidden = torch.zeros(rows, lm.config.hidden_size, dtype=dt, device=dev)
         self.neg = torch.finfo(dt).min  # not -inf: a fully padded query row must not turn into NaN
-        self.length = 0
+        self.length = self.active = 0
         self.use_graph = use_graph
         self.graph: torch.cuda.CUDAGraph | None = None
         self._call = self._forward_one
@@ -68,20 +78,21 @@ class StaticDecoder:
     def load(self, prompt_cache, rows: torch.Tensor, mask: torch.Tensor) -> None:
         """Start from a prompt already run once: row i takes row `rows[i]` of `prompt_cache`
         (a DynamicCache over L positions); `mask` (rows, L) is the rows' padding mask."""
-        length = mask.shape[1]
-        if mask.shape[0] != self.rows or length >= self.max_len:
+        active, length = mask.shape
+        if active > self.rows or length >= self.max_len:
             raise ValueError(f"decoder holds {self.rows} rows of {self.max_len} positions, got {tuple(mask.shape)}")
         for static, layer in zip(self.cache.layers, prompt_cache.layers):
             keys, values = layer.keys[rows], layer.values[rows]
-            if not static.is_initialized:
-                static.lazy_initialization(keys, values)
-            static.keys[:, :, :length].copy_(keys)
-            static.values[:, :, :length].copy_(values)
+            if not static.is_initialized:  # sized by the batch it is shown: all rows
+                static.lazy_initialization(keys[:1].expand(self.rows, -1, -1, -1), values[:1].expand(self.rows, -1, -1, -1))
+            static.keys[:active, :, :length].copy_(keys)
+            static.values[:active, :, :length].copy_(values)
             static.cumulative_length.fill_(length)
         self.written.zero_()
-        self.written[:, :length] = mask.bool()
-        self.pads.copy_((mask == 0).sum(-1))
-        self.length = length
+        self.written[:active, :length] = mask.bool()
+        self.pads.zero_()
+        self.pads[:active] = (mask == 0).sum(-1)
+        self.length, self.active = length, active
 
     def _forward_one(self) -> None:
         self.written.index_fill_(1, self.index.view(1), True)
@@ -112,13 +123,14 @@ class StaticDecoder:
         self.written[:, length:] = False
 
     def step(self, embeds: torch.Tensor) -> torch.Tensor:
-        """Append one token (embeddings (rows, 1, d)) to every row; returns the last hidden states (rows, d).
+        """Append one token (embeddings (active rows, 1, d)) to every loaded row; returns their
+        last hidden states (active rows, d).
 
         The returned tensor is overwritten by the next step: clone what you keep.
         """
         if self.length >= self.max_len:
             raise ValueError(f"decoder is full ({self.max_len} positions)")
-        self.embeds.copy_(embeds)
+        self.embeds[: self.active].copy_(embeds)
         self.index.fill_(self.length)
         if self.use_graph:
             if self.graph is None:
@@ -127,4 +139,4 @@ class StaticDecoder:
         else:
             self._call()
         self.length += 1
-        return self.hidden
+        return self.hidden[: self.active]
