@@ -5,13 +5,15 @@ setting named), run with two seeds (0 and 100000, prompt i's run using seed + i)
 
 - baseline: the plain model (step 0);
 - paper: `--preset paper` (the MILR authors' procedure; K = 10 instead of its 30);
-- milr: the default preset;
-- milr with one setting switched back to the paper's choice, one row each;
+- milr: the default preset (the paper's procedure with the reasoning continuation sampled at 0.7);
+- milr with one setting changed to the alternative milr used before this table, one row each (the
+  best-image row needs no run of its own: the search is milr's, only the returned image differs, read
+  from milr's trace);
 - resample / resample-paper: the same loops with frozen latents (`--mode resample`);
 - best-of-n: Best-of-N with N = milr's mean images per prompt (rounded), greedy and sampled text.
 
-    python benchmarks/ablation_shapes.py run --jobs 2          # the bench folders, under runs/ablation/
-    python benchmarks/ablation_shapes.py table --out benchmarks/results/ablation_shapes.json
+    python benchmarks/ablation_shapes.py run --jobs 24 --device cuda --gpus 4   # bench folders in runs/ablation/
+    python benchmarks/ablation_shapes.py table --device-name "4x NVIDIA H100 80GB HBM3, bfloat16"
 
 `table` reads whatever folders are finished: accuracy and mean images per seed, and for each row the
 difference from `milr` paired by prompt and seed with a bootstrap 95% interval over prompts.
@@ -36,15 +38,13 @@ K = 10
 ROWS: dict[str, tuple[str, dict]] = {
     "baseline": ("baseline", {}),
     "milr": ("milr", {}),
-    "paper": ("milr", {"preset": "paper"}),
+    "paper": ("milr", {"preset": "paper"}),  # = milr with the greedy continuation (K = 10 here)
     "resample": ("resample", {}),
     "resample-paper": ("resample", {"preset": "paper"}),
-    "milr+conditional-policy": ("milr", {"image_policy": "conditional"}),  # milr: guided
-    "milr+argmax-target": ("milr", {"loss_target": "argmax"}),  # milr: drawn
-    "milr+greedy-continuation": ("milr", {"continuation_temperature": 0.0, "continuation_tokens": 513}),  # 0.7
-    "milr+floor-prefix": ("milr", {"prefix_rule": "floor"}),  # milr: ceil
-    "milr+binary-reward": ("milr", {"reward_shaping": "binary"}),  # milr: fraction
-    "milr+last-image": ("milr", {"return_image": "last"}),  # milr: best
+    "milr+conditional-policy": ("milr", {"image_policy": "conditional"}),  # milr and paper: guided
+    "milr+drawn-target": ("milr", {"loss_target": "drawn"}),  # milr and paper: argmax
+    "milr+ceil-prefix": ("milr", {"prefix_rule": "ceil"}),  # milr and paper: floor
+    "milr+fraction-reward": ("milr", {"reward_shaping": "fraction"}),  # milr and paper: binary
     "best-of-n": ("best-of-n", {}),
     "best-of-n-sampled-text": ("best-of-n", {"text_temperature": 0.7}),
 }
@@ -54,7 +54,7 @@ def _toml(settings: dict) -> str:
     return "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
 
 
-def command(name: str, seed: int) -> list[str]:
+def command(name: str, seed: int, device: str | None = None) -> list[str]:
     mode, settings = ROWS[name]
     folder = ROOT / f"{name}-s{seed}"
     config = ROOT / "configs" / f"{name}.toml"
@@ -66,20 +66,26 @@ def command(name: str, seed: int) -> list[str]:
         cmd += ["--steps", str(K)]
     if mode == "best-of-n":
         cmd += ["--n-from", str(ROOT / f"milr-s{seed}")]
+    if device:
+        cmd += ["--device", device]
     return cmd
 
 
-def run(jobs: int) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+def run(jobs: int, device: str | None = None, gpus: int = 0) -> None:
+    """`jobs` bench processes at a time; with `gpus`, job i sees GPU i mod gpus alone."""
+    base = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     # seed 0 of every row first (best-of-n last: it needs milr's images per prompt), then seed 100000
     order = [(n, s) for s in SEEDS for n in ROWS if not n.startswith("best-of-n")]
     order += [(n, s) for s in SEEDS for n in ROWS if n.startswith("best-of-n")]
 
     def one(item):
         name, seed = item
+        env = dict(base)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(order.index(item) % gpus)
         log = ROOT / f"{name}-s{seed}.log"
         with open(log, "w") as f:
-            done = subprocess.run(command(name, seed), stdout=f, stderr=subprocess.STDOUT, env=env)
+            done = subprocess.run(command(name, seed, device), stdout=f, stderr=subprocess.STDOUT, env=env)
         print(f"{name} seed {seed}: exit {done.returncode}", flush=True)
 
     ROOT.mkdir(parents=True, exist_ok=True)
@@ -88,14 +94,20 @@ def run(jobs: int) -> None:
         list(pool.map(one, [i for i in order if i[0].startswith("best-of-n")]))
 
 
-def _prompts(folder: Path) -> dict[int, tuple[bool, int]] | None:
-    """prompt index -> (correct, images) of a finished bench folder, else None."""
+def _prompts(folder: Path, best: bool = False) -> dict[int, tuple[bool, int]] | None:
+    """prompt index -> (correct, images) of a finished bench folder, else None; `best`: judge the
+    image of each search's highest reward (the earliest of equals) instead of the returned one."""
     if not (folder / "summary.json").is_file():
         return None
     out = {}
     for path in sorted(folder.glob("[0-9]" * 5 + "/result.json")):
         sample = json.loads(path.read_text())["samples"][0]
-        out[int(path.parent.name)] = (bool(sample["correct"]), int(sample["images"]))
+        correct = sample["correct"]
+        if best:
+            steps = [json.loads(line) for line in (path.parent / "trace.jsonl").read_text().splitlines()]
+            top = max(range(len(steps)), key=lambda k: (steps[k]["rewards"][0] or 0.0, -k))
+            correct = steps[top]["correct"][0]
+        out[int(path.parent.name)] = (bool(correct), int(sample["images"]))
     summary = json.loads((folder / "summary.json").read_text())
     return out if summary["finished"] == summary["prompts"] else None
 
@@ -112,11 +124,30 @@ def bootstrap(diffs: dict[int, list[float]], rounds: int = 2000, seed: int = 0) 
     return means[int(0.025 * rounds)], means[int(0.975 * rounds) - 1]
 
 
-def table(out: Path) -> None:
+DERIVED = {"milr+best-image": ("milr", {"return_image": "best"})}  # milr and paper: last
+
+
+def compare(runs: dict, name: str, reference: str) -> dict | None:
+    """Mean correctness of `name` minus `reference`, paired by prompt and seed, with its interval."""
+    diffs: dict[int, list[float]] = {}
+    for s in SEEDS:
+        res, ref = runs[(name, s)], runs[(reference, s)]
+        if res is None or ref is None:
+            continue
+        for i in res.keys() & ref.keys():
+            diffs.setdefault(i, []).append(float(res[i][0]) - float(ref[i][0]))
+    if not diffs:
+        return None
+    flat = [d for ds in diffs.values() for d in ds]
+    low, high = bootstrap(diffs)
+    return {"difference": round(sum(flat) / len(flat), 4), "ci95": [round(low, 4), round(high, 4)], "pairs": len(flat)}
+
+
+def table(out: Path, device: str, note: str | None = None) -> None:
     runs = {(n, s): _prompts(ROOT / f"{n}-s{s}") for n in ROWS for s in SEEDS}
-    reference = {s: runs[("milr", s)] for s in SEEDS}
+    runs.update({("milr+best-image", s): _prompts(ROOT / f"milr-s{s}", best=True) for s in SEEDS})
     rows = []
-    for name, (mode, settings) in ROWS.items():
+    for name, (mode, settings) in {**ROWS, **DERIVED}.items():
         per_seed = {}
         for s in SEEDS:
             res = runs[(name, s)]
@@ -132,28 +163,22 @@ def table(out: Path) -> None:
             row["accuracy"] = round(sum(accs) / len(accs), 4)
             row["seed_spread"] = round(max(accs) - min(accs), 4)
             row["mean_images"] = round(sum(v["mean_images"] for v in per_seed.values()) / len(per_seed), 3)
-        diffs: dict[int, list[float]] = {}
-        for s in SEEDS:
-            res, ref = runs[(name, s)], reference[s]
-            if res is None or ref is None or name == "milr":
-                continue
-            for i in res.keys() & ref.keys():
-                diffs.setdefault(i, []).append(float(res[i][0]) - float(ref[i][0]))
-        if diffs:
-            flat = [d for ds in diffs.values() for d in ds]
-            low, high = bootstrap(diffs)
-            row["vs_milr"] = {"difference": round(sum(flat) / len(flat), 4), "ci95": [round(low, 4), round(high, 4)],
-                              "pairs": len(flat)}
+        if name != "milr" and (paired := compare(runs, name, "milr")):
+            row["vs_milr"] = paired
         rows.append(row)
+    # what the gradient adds: each search against its frozen-latent control, at the images each spent
+    gradient = {f"{a} - {b}": compare(runs, a, b) for a, b in (("milr", "resample"), ("paper", "resample-paper"))}
     missing = [f"{n}-s{s}" for (n, s), r in runs.items() if r is None]
     result = {
         "what": "milr bench shapes on the 200 held-out prompts (seed 7000001): janus-shapes + shapes-oracle, "
                 f"K = {K}, threshold 0.9, seeds {list(SEEDS)} (prompt i uses seed + i); vs_milr: paired by prompt "
                 "and seed, bootstrap 95% interval over prompts",
-        "device": f"CPU ({platform.machine()}), {os.cpu_count()} cores, float32",
-        "command": "python benchmarks/ablation_shapes.py run --jobs 2",
+        "device": device,
+        "command": "python benchmarks/ablation_shapes.py run --jobs 24 --device cuda --gpus 4",
         "rows": rows,
+        "gradient": gradient,
         "not_run": missing,
+        **({"note": note} if note else {}),
     }
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}; not run: {', '.join(missing) or 'none'}")
@@ -162,10 +187,16 @@ def table(out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
-    sub.add_parser("run").add_argument("--jobs", type=int, default=2)
-    sub.add_parser("table").add_argument("--out", type=Path, default=Path("benchmarks/results/ablation_shapes.json"))
+    runner = sub.add_parser("run")
+    runner.add_argument("--jobs", type=int, default=2)
+    runner.add_argument("--device", default=None, help="cpu, cuda ... (default: the bench's own choice)")
+    runner.add_argument("--gpus", type=int, default=0, help="spread the jobs over this many GPUs")
+    tab = sub.add_parser("table")
+    tab.add_argument("--out", type=Path, default=Path("benchmarks/results/ablation_shapes.json"))
+    tab.add_argument("--device-name", default=f"CPU ({platform.machine()}), {os.cpu_count()} cores, float32")
+    tab.add_argument("--note", default=None, help="how the folders came about, where that is not the command")
     args = parser.parse_args()
-    run(args.jobs) if args.what == "run" else table(args.out)
+    run(args.jobs, args.device, args.gpus) if args.what == "run" else table(args.out, args.device_name, args.note)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,10 @@ def generate(
     from .runs import RunDir
 
     try:
+        from .bench.prompts import MAX_PROMPT, prompt_problem
+
+        if len(prompt) > MAX_PROMPT:  # checked before anything loads; the error does not echo it
+            raise MilrError(prompt_problem(prompt))
         if not prompt.strip():
             raise MilrError("the prompt is empty")
         cfg = load_config(

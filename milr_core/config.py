@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import tomllib
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,10 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import MilrError
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
+
 
 #: The settings each preset gives the fields a run does not set itself. `milr` is the
-#: fields' own defaults; `paper` is the MILR authors' Janus-Pro procedure with their
-#: GenEval scripts' settings (../shared/MILR_REFERENCE.md; docs/concepts.md, "milr and the paper").
+#: fields' own defaults: the paper's choices except where a measurement says otherwise (the
+#: reasoning continuation sampled at 0.7, K = 20; docs/concepts.md, "milr and the paper").
+#: `paper` is the MILR authors' Janus-Pro procedure with their GenEval scripts' settings
+#: (../shared/MILR_REFERENCE.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "milr": {},
     "paper": {
@@ -50,39 +57,41 @@ class RunConfig(BaseModel):
 
     preset: Literal["milr", "paper"] = Field(
         "milr",
-        description="Defaults for every field not set: milr (measured best, docs/concepts.md) or paper "
-        "(the MILR authors' Janus-Pro procedure and GenEval settings).",
+        description="Defaults for every field not set: milr (the paper's procedure with a sampled reasoning "
+        "continuation, measured better; docs/concepts.md) or paper (the MILR authors' Janus-Pro procedure and "
+        "GenEval settings).",
     )
     steps: int = Field(20, ge=0, le=1000, description="K: optimisation steps after the first image (0 = baseline only).")
-    lr: float = Field(0.03, gt=0, le=10, description="Learning rate of the optimiser on the latents (paper: 0.03).")
+    lr: float = Field(0.03, gt=0, le=10, allow_inf_nan=False, description="Learning rate of the optimiser on the latents (paper: 0.03).")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="Optimiser on the latents.")
-    text_ratio: float = Field(0.2, gt=0, le=1, description="lambda_t: share of reasoning-text tokens whose latents are optimised.")
-    image_ratio: float = Field(0.02, gt=0, le=1, description="lambda_v: share of image tokens whose latents are optimised.")
-    threshold: float = Field(0.9, ge=0, le=1, description="tau: stop as soon as a reward exceeds it.")
+    text_ratio: float = Field(0.2, gt=0, le=1, allow_inf_nan=False, description="lambda_t: share of reasoning-text tokens whose latents are optimised.")
+    image_ratio: float = Field(0.02, gt=0, le=1, allow_inf_nan=False, description="lambda_v: share of image tokens whose latents are optimised.")
+    threshold: float = Field(0.9, ge=0, le=1, allow_inf_nan=False, description="tau: stop as soon as a reward exceeds it.")
     samples: int = Field(1, ge=1, le=64, description="Images per step; >1 uses a leave-one-out baseline.")
     baseline: float = Field(
-        1.0, ge=0, le=1, description="Reward baseline with one sample per step (1.0 = the reference's r-1 convention)."
+        1.0, ge=0, le=1, allow_inf_nan=False, description="Reward baseline with one sample per step (1.0 = the reference's r-1 convention)."
     )
     seed: int = Field(0, description="Seed of every random choice in the run.")
-    cfg_scale: float = Field(5.0, ge=1, le=50, description="Classifier-free guidance scale for image tokens.")
-    temperature: float = Field(1.0, gt=0, le=10, description="Sampling temperature of image tokens.")
+    cfg_scale: float = Field(5.0, ge=1, le=50, allow_inf_nan=False, description="Classifier-free guidance scale for image tokens.")
+    temperature: float = Field(1.0, gt=0, le=10, allow_inf_nan=False, description="Sampling temperature of image tokens.")
     text_temperature: float = Field(
-        0.0, ge=0, le=10, description="Temperature of the first reasoning text (0 = greedy, as without MILR)."
+        0.0, ge=0, le=10, allow_inf_nan=False, description="Temperature of the first reasoning text (0 = greedy, as without MILR)."
     )
     continuation_temperature: float = Field(
         0.7,
         ge=0,
         le=10,
+        allow_inf_nan=False,
         description="Temperature of the reasoning text continued after each text-latent update (0 = greedy, as the reference code).",
     )
-    max_reasoning_tokens: int = Field(256, ge=1, le=4096, description="Most new tokens of reasoning text.")
+    max_reasoning_tokens: int = Field(512, ge=1, le=4096, description="Most new tokens of reasoning text.")
     continuation_tokens: int | None = Field(
-        None,
+        513,
         ge=1,
         le=4096,
-        description="Most new tokens continued after a text prefix (None: max_reasoning_tokens minus the prefix; paper: 513).",
+        description="Most new tokens continued after a text prefix (None: max_reasoning_tokens minus the prefix; the reference: 513).",
     )
-    l2: float = Field(0.0, ge=0, description="Weight of the L2 pull of latents towards their start values.")
+    l2: float = Field(0.0, ge=0, allow_inf_nan=False, description="Weight of the L2 pull of latents towards their start values.")
     strategy: str = Field("joint", description="Which latents move at each step: joint, alt, t2v, text-only, image-only.")
     image_policy: Literal["guided", "conditional"] = Field(
         "guided",
@@ -90,28 +99,40 @@ class RunConfig(BaseModel):
         "is drawn from; paper) or conditional (the conditional row's head alone).",
     )
     loss_target: Literal["drawn", "argmax"] = Field(
-        "drawn",
+        "argmax",
         description="Tokens whose log-probability the loss weighs: drawn (the prefix the rewarded image was made "
         "from) or argmax (the most likely tokens under the current latents; paper).",
     )
     prefix_rule: Literal["ceil", "floor"] = Field(
-        "ceil",
+        "floor",
         description="Prefix lengths: ceil(ratio * T), at least 1, T without the end token; or floor: int(ratio * T), "
         "T counting the end token, and no search at all when a length is 0 (paper).",
     )
     reward_shaping: Literal["fraction", "binary"] = Field(
-        "fraction",
+        "binary",
         description="For critics that judge correctness (oracles): the critic's graded score (fraction) or 1/0 by "
         "its verdict (binary; paper). Other critics' scores are used as they are.",
     )
     return_image: Literal["best", "last"] = Field(
-        "best", description="Which image a run returns: the best scored (milr) or the last generated (paper)."
+        "last", description="Which image a run returns: the last generated (paper) or the best scored."
     )
     ablations: Literal["milr", "paper"] = Field(
-        "milr",
+        "paper",
         description="How text-only and image-only searches are built: milr (every image conditioned on the "
         "reasoning text, text-only keeps the first image's prefix) or paper (image-only writes no reasoning "
         "text, text-only draws each image without a forced prefix).",
+    )
+    advantage_norm: bool = Field(
+        False,
+        description="Estimator variant: divide a step's advantages by their standard deviation over its samples "
+        "(with samples > 1), so the step size does not scale with the reward spread.",
+    )
+    trust_region: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Estimator variant: after each step, every latent vector is pulled back to within this L2 "
+        "distance of its start value (0 = off).",
     )
     frozen: bool = Field(
         False,

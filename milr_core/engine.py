@@ -20,7 +20,10 @@ loop resamples from fixed latents, the control that shows what the gradient adds
 RunConfig's `preset` chooses these settings together (config.py, PRESETS).
 After every step the whole search state can be handed out (`on_state`), and a
 search can go on from such a state (`run(resume=...)`) exactly as it would have.
-Nothing here knows a model: the backbone's heads are the policy.
+Nothing here knows a model: the backbone's heads are the policy, and the backbone
+declares which latent groups it has (`latent_groups`). One that draws pixels itself
+without image tokens (a diffusion decoder, as BAGEL's) has text latents alone: every
+strategy then moves only those, and one that would move nothing is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .config import RunConfig
+from .errors import MilrError
 from .interfaces import IMAGE, TEXT, Backbone, Critic, Drawing, PromptRecord, Strategy, score_images
 
 log = logging.getLogger(__name__)
@@ -80,8 +84,9 @@ class Result:
     @classmethod
     def from_steps(cls, steps: list[Step], stopped_early: bool = False, return_image: str = "best") -> Result:
         """The returned image of the steps so far (also what an interrupted run keeps): the best
-        scored, or with `return_image="last"` the last generated (the first sample of the last step)."""
-        step, sample = (len(steps) - 1, 0) if return_image == "last" else best_of(steps)[:2]
+        scored of all steps, or with `return_image="last"` the best of the last step (with one
+        sample per step, the last image; with none searched, Best-of-N's pick)."""
+        step, sample = best_of(steps[-1:] if return_image == "last" else steps)[:2]
         return cls(steps, step, sample, stopped_early)
 
     @property
@@ -216,7 +221,12 @@ class Milr:
                 log.warning("out of memory while drawing; retrying with %d rows per call", rows)
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
+        if parts[0].images is not None:  # pixels straight from the backbone: it has no image tokens
+            return Drawing(images=[image for p in parts for image in p.images])
         return Drawing(torch.cat([p.tokens for p in parts]), torch.cat([p.hidden for p in parts]))
+
+    def _pixels(self, drawing: Drawing) -> list:
+        return drawing.images if drawing.images is not None else self.backbone.decode(drawing.tokens)
 
     def _score(self, images: list, record: PromptRecord) -> tuple[list[float], list[str], list[bool | None]]:
         """Rewards, details and verdicts of `images`; a bad answer is a one-line error naming the critic."""
@@ -254,6 +264,11 @@ class Milr:
         """Algorithm 1. With `resume` (a state taken after step j) it goes on at step j + 1;
         `earlier` are steps 0..j as first reported, so that the Result covers the whole run."""
         c, bb = self.config, self.backbone
+        has = set(bb.latent_groups)  # declared by the backbone: text, and image where it has an image head
+        if c.steps > 0 and not any(self.strategy.moves(g, c.steps) for g in has):
+            raise MilrError(
+                f"strategy {self.strategy.name} moves no latent group of backbone {bb.name} (it has {', '.join(sorted(has))} latents)"
+            )
         bb.configure(c)
         n = c.samples
         steps: list[Step] = list(earlier)
@@ -278,14 +293,14 @@ class Milr:
                 text_hidden = torch.zeros(0, bb.hidden_size)
                 texts, total = [""] * n, 0
             m_t = prefix_length(c.text_ratio, total, c.prefix_rule) if write_text else 0
-            m_v = prefix_length(c.image_ratio, bb.num_image_tokens, c.prefix_rule)
+            m_v = prefix_length(c.image_ratio, bb.latent_groups[IMAGE], c.prefix_rule) if IMAGE in has else 0
             drawing = self._draw(record.prompt, texts, None, m_v)
-            latents = {
-                TEXT: text_hidden[:m_t].detach().float().clone().requires_grad_(True),
-                IMAGE: drawing.hidden[0].detach().float().clone().requires_grad_(True),
-            }
+            latents = {TEXT: text_hidden[:m_t].detach().float().clone().requires_grad_(True)}
+            prefixes = {TEXT: text_tokens[:m_t].expand(n, -1).clone()}
+            if IMAGE in has:
+                latents[IMAGE] = drawing.hidden[0].detach().float().clone().requires_grad_(True)
+                prefixes[IMAGE] = drawing.tokens[:, :m_v].clone()
             start = {g: z.detach().clone() for g, z in latents.items()}
-            prefixes = {TEXT: text_tokens[:m_t].expand(n, -1).clone(), IMAGE: drawing.tokens[:, :m_v].clone()}
         else:
             if len(steps) != resume.step + 1:
                 raise ValueError(f"resuming after step {resume.step} needs its {resume.step + 1} earlier steps, got {len(steps)}")
@@ -295,7 +310,7 @@ class Milr:
             start = {g: z.to(bb.device) for g, z in resume.start.items()}
             prefixes = {g: p.to(bb.device) for g, p in resume.prefixes.items()}
             texts, rewards = resume.texts, resume.rewards
-            m_t, m_v = len(latents[TEXT]), len(latents[IMAGE])
+            m_t, m_v = len(latents[TEXT]), len(latents[IMAGE]) if IMAGE in latents else 0
         self.latents, self.start = latents, start  # kept for inspection after the run
         opt_cls = torch.optim.Adam if c.optimizer == "adam" else torch.optim.SGD
         # one optimiser per group, so a group that rests keeps no momentum-driven drift
@@ -305,7 +320,7 @@ class Milr:
                 opt.load_state_dict(resume.optimizers[g])
         movable = ({IMAGE} if m_v > 0 else set()) | ({TEXT} if m_t > 0 else set())
         # the reference searches only when both prefixes are non-empty (int lengths may be 0)
-        search = c.prefix_rule != "floor" or (m_v > 0 and (m_t > 0 or not write_text))
+        search = c.prefix_rule != "floor" or ((m_v > 0 or IMAGE not in has) and (m_t > 0 or not write_text))
 
         def done(step: Step) -> None:
             steps.append(step)
@@ -324,7 +339,7 @@ class Milr:
                 self.on_state(copy.deepcopy(state))  # a snapshot: the loop goes on changing its tensors
 
         if resume is None:
-            images = bb.decode(drawing.tokens)
+            images = self._pixels(drawing)
             rewards, details, correct = self._score(images, record)
             done(Step(0, [], rewards, details, texts, images, None, time.perf_counter() - t0, correct))
         best = best_of(steps)
@@ -344,8 +359,8 @@ class Milr:
                     texts = new.text
                 if IMAGE in groups:
                     prefixes[IMAGE] = self._sample_prefix(self.policy_logits(IMAGE, latents[IMAGE]), n, 1.0)
-                drawing = self._draw(record.prompt, texts, prefixes[IMAGE] if keep_image_prefix else None, 0)
-            images = bb.decode(drawing.tokens)
+                drawing = self._draw(record.prompt, texts, prefixes.get(IMAGE) if keep_image_prefix else None, 0)
+            images = self._pixels(drawing)
             rewards, details, correct = self._score(images, record)
             done(Step(k, sorted(groups), rewards, details, texts, images, loss, time.perf_counter() - t0, correct))
             best = best_of(steps)
@@ -360,6 +375,8 @@ class Milr:
         if not groups or not valid.any():
             return None
         adv = advantages(r[valid], self.config.baseline)
+        if self.config.advantage_norm and adv.numel() > 1:
+            adv = adv / (adv.std() + 1e-6)
         loss = torch.zeros(())
         for g in groups:
             z = latents[g]
@@ -379,12 +396,19 @@ class Milr:
         loss.backward()
         for g in groups:
             optimizers[g].step()
+        if self.config.trust_region > 0:
+            with torch.no_grad():
+                for g in groups:
+                    moved = latents[g] - start[g]
+                    scale = (self.config.trust_region / moved.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1)
+                    latents[g].copy_(start[g] + moved * scale)
         return float(loss.detach())
 
 
 def best_of(steps: list[Step]) -> tuple[int, int, float]:
-    """(step, sample, reward) of the highest non-NaN reward; the earliest wins ties."""
-    best = (0, 0, -math.inf)
+    """(step, sample, reward) of the highest non-NaN reward; the earliest wins ties (and the first
+    image when every reward is NaN)."""
+    best = (steps[0].step if steps else 0, 0, -math.inf)
     for s in steps:
         for i, r in enumerate(s.rewards):
             if not math.isnan(r) and r > best[2]:

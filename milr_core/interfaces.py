@@ -95,14 +95,17 @@ class Reasoning:
 class Drawing:
     """Images for a batch of rows.
 
-    `tokens` (n, num_image_tokens) are the VQ token ids; `hidden` (n, keep, R, d)
-    the final-layer hidden states that produced the first `keep` tokens of each
-    image, one per guidance row (R = 2 with classifier-free guidance: the
-    conditional row first, then the unconditional one).
+    A backbone with a categorical image head (Janus) returns `tokens` (n, num_image_tokens),
+    the image token ids, and `hidden` (n, keep, R, d), the final-layer hidden states that
+    produced the first `keep` tokens of each image, one per guidance row (R = 2 with
+    classifier-free guidance: the conditional row first, then the unconditional one); the
+    engine turns the tokens into pixels with `decode`. A backbone without one (BAGEL, whose
+    images are denoised VAE latents) returns the pixels in `images` and no tokens.
     """
 
-    tokens: torch.Tensor
-    hidden: torch.Tensor
+    tokens: torch.Tensor | None = None
+    hidden: torch.Tensor | None = None
+    images: list[Image] | None = None
 
 
 class Backbone(ABC):
@@ -120,8 +123,17 @@ class Backbone(ABC):
     def hidden_size(self) -> int: ...
 
     @property
-    @abstractmethod
-    def num_image_tokens(self) -> int: ...
+    def latent_groups(self) -> dict[str, int | None]:
+        """The latent groups MILR may move, each with how many positions it offers: None for
+        one per reasoning token written, a number for a fixed count. Declared by the backbone,
+        never guessed: the default is text plus a categorical image head of `num_image_tokens`;
+        a backbone without one (images from a diffusion decoder) declares `{TEXT: None}`."""
+        return {TEXT: None, IMAGE: self.num_image_tokens}
+
+    @property
+    def num_image_tokens(self) -> int:
+        """Image tokens per image, for a backbone with a categorical image head."""
+        raise NotImplementedError(f"backbone {self.name} has no image tokens")
 
     @property
     @abstractmethod
@@ -158,19 +170,20 @@ class Backbone(ABC):
         keep_hidden: int,
         generator: torch.Generator | None = None,
     ) -> Drawing:
-        """Generate one image per entry of `reasoning`, conditioned on
-        `"{prompt}. {reasoning}"`, with the first m tokens of row i forced to
-        `prefixes[i]` when given (shape (n, m))."""
+        """Generate one image per entry of `reasoning`, conditioned on the prompt and that
+        reasoning text, with the first m image tokens of row i forced to `prefixes[i]`
+        when given (shape (n, m); only where the backbone has an image group)."""
 
     @abstractmethod
     def text_logits(self, latents: torch.Tensor) -> torch.Tensor:
         """Text-vocabulary logits for latents of shape (..., d); differentiable in latents."""
 
-    @abstractmethod
     def image_logits(self, latents: torch.Tensor, cfg_scale: float | None = None) -> torch.Tensor:
         """Image-codebook logits (..., V) for latents of shape (..., R, d), as `Drawing.hidden`
         holds them; differentiable in latents. `cfg_scale` None: the conditional row's logits
-        alone; a number: the guided logits `u + cfg_scale * (c - u)`, what `draw` samples from."""
+        alone; a number: the guided logits `u + cfg_scale * (c - u)`, what `draw` samples from.
+        Only for a backbone with a categorical image head."""
+        raise NotImplementedError(f"backbone {self.name} has no image head")
 
     def configure(self, config) -> None:
         """Called at the start of every run with its RunConfig: a backbone whose prompts depend
@@ -181,9 +194,9 @@ class Backbone(ABC):
         the image's names the reasoning text `{reasoning}`."""
         return {}
 
-    @abstractmethod
     def decode(self, tokens: torch.Tensor) -> list[Image]:
-        """VQ tokens (n, num_image_tokens) -> n PIL images."""
+        """Image tokens (n, num_image_tokens) -> n PIL images, for a backbone whose `draw` returns tokens."""
+        raise NotImplementedError(f"backbone {self.name} draws pixels, not image tokens")
 
     def max_rows(self) -> int:
         """How many images fit in one `draw` call on this hardware."""

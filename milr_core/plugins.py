@@ -11,6 +11,13 @@ a module that implements some of the hooks below, e.g.::
 
 `register(name, factory, description="")` records a factory; nothing heavy is
 imported or loaded until `Registry.create` calls it.
+
+A plugin that fails while it is imported or registers (any exception, SystemExit
+included: only KeyboardInterrupt goes through) is recorded in
+`Registry.failures` with its distribution, and the others load as usual. A name
+registered a second time keeps its first registration (milr-core's, then the
+plugins' in the order of their distribution names); the second is recorded as a
+failure naming both distributions.
 """
 
 from __future__ import annotations
@@ -96,6 +103,16 @@ class Registry:
         return self.create("backbone", name, device=device, dtype=dtype)
 
 
+def _dist(ep: importlib.metadata.EntryPoint) -> str:
+    return ep.dist.name if ep.dist else ep.value
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: first line of the message`: what `milr plugins` shows of a plugin's failure."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def build_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
     """Load every `milr` entry point; a plugin that fails is recorded, not fatal."""
     from . import builtin
@@ -105,17 +122,21 @@ def build_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
     pm.register(builtin, name="milr-core")
     registry = Registry(pm=pm)
     sources: dict[int, str] = {id(builtin): "milr-core"}
-    for ep in importlib.metadata.entry_points(group=GROUP):
-        if pm.get_plugin(ep.name) is not None:
-            continue
+    # in order of distribution name: which registration of a name comes first must not depend on sys.path
+    for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=lambda ep: (_dist(ep), ep.name)):
+        dist = _dist(ep)
         try:
             module = ep.load()
-        except Exception as exc:  # noqa: BLE001 - any plugin bug must not take down the others
-            dist = ep.dist.name if ep.dist else ep.value
-            registry.failures.append((dist, f"{type(exc).__name__}: {exc}"))
+            if pm.is_registered(module):  # one module behind two entry points
+                continue
+            # named by distribution too: two distributions may pick the same entry-point name
+            pm.register(module, name=f"{dist}:{ep.name}")  # pluggy checks the hooks' signatures here
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a plugin's bug (even sys.exit) must not take down the others
+            registry.failures.append((dist, _describe(exc)))
             continue
-        pm.register(module, name=ep.name)
-        sources[id(module)] = ep.dist.name if ep.dist else ep.value
+        sources[id(module)] = dist
     for plugin in extra_plugins:
         pm.register(plugin)
         sources[id(plugin)] = getattr(plugin, "__name__", repr(plugin))
@@ -130,12 +151,21 @@ def build_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
             source = sources[id(impl.plugin)]
 
             def register(name: str, factory: Callable[..., Any], description: str = "", _s=source, _k=kind):
+                first = registry.entries[_k].get(name)
+                if first is not None:
+                    registry.failures.append(
+                        (_s, f"{_k} {name!r} is already registered by {first.source}; the first registration is "
+                             f"kept, this one from {_s} is ignored")
+                    )
+                    return
                 registry.entries[_k][name] = Entry(_k, name, factory, description, _s)
 
             try:
                 impl.function(register=register)
-            except Exception as exc:  # noqa: BLE001
-                registry.failures.append((source, f"{type(exc).__name__}: {exc}"))
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                registry.failures.append((source, _describe(exc)))
     return registry
 
 

@@ -140,9 +140,17 @@ class RunDir:
         if not path.is_file():
             raise MilrError(f"{self.root} has no state.pt to resume from (stopped before step 0 was saved); start again with --overwrite")
         try:
+            if path.stat().st_size == 0:
+                raise MilrError(f"cannot resume from {path}: the file is empty; start again with --overwrite")
             return SearchState.from_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, TypeError) as exc:
-            raise MilrError(f"cannot read {path}: {exc}") from None
+        except OSError as exc:
+            raise MilrError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except (RuntimeError, EOFError, pickle.UnpicklingError, TypeError, KeyError, ValueError) as exc:
+            # torch's own messages run to paragraphs, or are empty (EOFError): name the fault instead
+            raise MilrError(
+                f"cannot resume from {path}: not a search state that milr saved, or cut short "
+                f"({type(exc).__name__}); start again with --overwrite"
+            ) from None
 
     def rewind(self, step: int) -> list[Step]:
         """Go back to the end of `step`, where state.pt stands: a later step's line (finished

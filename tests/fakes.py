@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from milr_core.interfaces import Backbone, Critic, Drawing, Reasoning, Score
+from milr_core.interfaces import TEXT, Backbone, Critic, Drawing, Reasoning, Score
 
 D, TEXT_VOCAB, IMAGE_VOCAB, N_IMAGE = 8, 11, 7, 50
 
@@ -88,3 +88,27 @@ class ScriptedCritic(Critic):
             self.calls += 1
             out.append(Score(value, f"scripted {value}"))
         return out
+
+
+class PixelBackbone(FakeBackbone):
+    """A backbone with text latents only that draws pixels itself, like a diffusion-decoded model
+    (BAGEL): no image head, no image tokens, no decode. Any engine use of those raises."""
+
+    name = "fake-pixels"
+    latent_groups = {TEXT: None}
+
+    @property
+    def num_image_tokens(self):
+        raise AssertionError("the engine asked a text-only backbone for its image tokens")
+
+    def image_logits(self, latents, cfg_scale=None):
+        raise AssertionError("the engine asked a text-only backbone for image logits")
+
+    def decode(self, tokens):
+        raise AssertionError("the engine asked a text-only backbone to decode image tokens")
+
+    def draw(self, prompt, reasoning, prefixes, *, cfg_scale, temperature, keep_hidden, generator=None):
+        assert prefixes is None, "image prefixes for a backbone without image latents"
+        self.draw_calls.append((list(reasoning), prefixes))
+        shades = torch.randint(0, 256, (len(reasoning),), generator=generator)
+        return Drawing(images=[Image.new("RGB", (4, 4), (int(s), len(r) % 256, 0)) for s, r in zip(shades, reasoning)])

@@ -71,7 +71,7 @@ def test_the_verdict_in_the_score_decides_correctness_and_nothing_is_scored_twic
             raise AssertionError("the runner must judge from the score it already has")
 
     critic = Oracle([0.1])
-    bench = _bench(tmp_path, "baseline", critic)
+    bench = _bench(tmp_path, "baseline", critic, reward_shaping="fraction")  # the graded score stays the reward
     bench.run_prompt(0)
     (sample,) = json.loads((tmp_path / "00000" / "result.json").read_text())["samples"]
     assert (sample["correct"], sample["judged_by"], sample["reward"]) == (True, "critic", 0.1)

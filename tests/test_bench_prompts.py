@@ -41,6 +41,22 @@ def test_geneval_keeps_every_field_and_skips_blank_lines(tmp_path):
         ('{"tag": "colors"}', "no 'prompt' text"),
         ('{"prompt": "a car", "include": {"class": "car"}}', "'include' must be a list"),
         ('{"prompt": "a car", "include": [{"count": 1}]}', "'include' must be a list of objects with a 'class'"),
+        ('{"prompt": "a car", "include": [{"class": "car"}]}', "include[0]: 'count' must be an integer >= 1, not None"),
+        ('{"prompt": "a car", "include": [{"class": "car", "count": 0}]}', "'count' must be an integer >= 1, not 0"),
+        ('{"prompt": "a car", "include": [{"class": "car", "count": 1.5}]}', "'count' must be an integer >= 1"),
+        ('{"prompt": "a car", "include": [{"class": "car", "count": true}]}', "'count' must be an integer >= 1"),
+        ('{"prompt": "a car", "include": [{"class": "car", "count": 1}], "exclude": [{"class": "car", "count": -1}]}',
+         "exclude[0]: 'count' must be an integer >= 1, not -1"),
+        ('{"prompt": "a unicorn", "include": [{"class": "unicorn", "count": 1}]}',
+         "include[0]: unknown class 'unicorn' (not one of the 80 classes of this benchmark)"),
+        ('{"prompt": "a car", "include": [{"class": "car", "count": 1}, '
+         '{"class": "dog", "count": 1, "position": ["behind", 0]}]}',
+         "include[1]: unknown relation 'behind'; known: left of, right of, above, below"),
+        ('{"prompt": "a car", "include": [{"class": "dog", "count": 1, "position": ["above", 0]}]}',
+         "include[0]: position target 0 is not the index of an earlier include clause"),
+        ('{"prompt": "a car", "include": [{"class": "dog", "count": 1, "position": "above"}]}',
+         "include[0]: 'position' must be [relation, index of an earlier include clause]"),
+        ('{"prompt": "' + "a very long prompt " * 200 + '"}', "the prompt is 3,800 characters long; at most 2,000"),
     ],
 )
 def test_geneval_malformed_line_names_file_and_line(tmp_path, line, problem):
@@ -49,6 +65,48 @@ def test_geneval_malformed_line_names_file_and_line(tmp_path, line, problem):
     with pytest.raises(MilrError) as info:
         load_geneval(path)
     assert str(info.value).startswith(f"{path}:4: ") and problem in str(info.value)
+    assert len(str(info.value)) < 300 + len(str(path))  # a long prompt is not echoed
+
+
+def test_geneval_classes_are_the_benchmarks_own(tmp_path):
+    shapes = {"prompt": "two stars", "include": [{"class": "star", "count": 2}]}
+    path = _jsonl(tmp_path / "shapes.jsonl", [shapes])
+    with pytest.raises(MilrError, match="unknown class 'star'"):
+        load_geneval(path)
+    assert load_geneval(path, classes=("star", "circle"))[0].include == shapes["include"]
+    assert load_geneval(path, classes=None)[0].prompt == "two stars"
+    # the shapes benchmark reads GenEval files of shapes-world classes
+    assert [r.prompt for r in registry().create("benchmark", "shapes").load(path, None)] == ["two stars"]
+
+
+BOM, CRLF = "\ufeff", "\r\n"
+
+
+def test_a_bom_and_crlf_read_as_plain_lf_in_every_format(tmp_path):
+    geneval = tmp_path / "meta.jsonl"
+    geneval.write_text(BOM + CRLF.join(json.dumps(o) for o in GENEVAL) + CRLF, newline="")
+    assert [r.to_dict() for r in load_geneval(geneval)] == GENEVAL
+    t2i = tmp_path / "color_val.txt"
+    t2i.write_text(BOM + "a red apple" + CRLF + "a blue car" + CRLF, newline="")
+    assert [r.prompt for r in load_t2i(t2i)] == ["a red apple", "a blue car"]
+    wise = tmp_path / "wise.json"
+    items = [{"prompt_id": 1, "Prompt": "the tallest tower in Paris", "Category": "Cultural"}]
+    wise.write_text(BOM + json.dumps(items, indent=1).replace("\n", CRLF), newline="")
+    assert [r.prompt for r in load_wise(wise)] == ["the tallest tower in Paris"]
+
+
+def test_long_prompts_are_refused_without_echo_in_every_format(tmp_path):
+    long = "a cat " * 1000
+    t2i = tmp_path / "color_val.txt"
+    t2i.write_text("a red apple\n" + long + "\n")
+    with pytest.raises(MilrError, match=r"color_val.txt:2: the prompt is 6,000 characters long; at most 2,000") as info:
+        load_t2i(t2i)
+    assert "a cat a cat" not in str(info.value)
+    wise = tmp_path / "wise.json"
+    wise.write_text(json.dumps([{"prompt_id": 1, "Prompt": long, "Category": "Cultural"}]))
+    with pytest.raises(MilrError, match=r"wise.json:1: the prompt is 6,000 characters long") as info:
+        load_wise(wise)
+    assert "a cat a cat" not in str(info.value)
 
 
 def test_t2i_folder_in_category_order_and_single_file(tmp_path):
@@ -149,7 +207,8 @@ def test_shapes_held_out_set_is_balanced_and_reproducible(tmp_path):
     assert len(default) == 200 and default == shapes.load(None, None)
     twelve = shapes.load(None, 12)
     assert [r.tag for r in twelve].count("counting") == 2 and len({r.tag for r in twelve}) == 6
-    assert shapes.load(_jsonl(tmp_path / "s.jsonl", GENEVAL), None)[2].prompt == GENEVAL[2]["prompt"]
+    with pytest.raises(MilrError, match="s.jsonl:1: include.0.: unknown class 'umbrella'"):  # not a shape
+        shapes.load(_jsonl(tmp_path / "s.jsonl", GENEVAL), None)
 
 
 def test_a_plugin_registers_a_benchmark_through_the_hook():

@@ -112,6 +112,31 @@ def test_a_run_killed_midway_resumes_to_the_same_results(setup):
     assert json.loads(done.stdout)["finished"] == PROMPTS
 
 
+def test_ctrl_c_says_what_is_kept_and_the_same_command_goes_on(setup):
+    out = setup["root"] / "interrupted"
+    cmd = [sys.executable, "-m", "milr_core", *_args(setup["backbone"], setup["config"], out)]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list(out.glob("*/result.json"))) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be interrupted"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 130 and stdout == ""
+    done = len(list(out.glob("*/result.json")))
+    assert stderr.strip().splitlines() == [
+        f"error: interrupted; {done} of {PROMPTS} prompts are finished and kept in {out}; run the same command "
+        "again to go on with the rest"
+    ]
+    again = _milr(*_args(setup["backbone"], setup["config"], out))
+    assert again.returncode == 0, again.stderr
+    assert outputs(out) == outputs(setup["reference"])
+
+
 def test_two_gloo_ranks_write_exactly_what_one_process_writes(setup):
     # `janus-tiny` by name on an empty cache: both ranks want to build it on first use (the same
     # weights as the reference's folder), which must not race

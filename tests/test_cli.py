@@ -122,3 +122,28 @@ def test_an_interrupted_run_resumes_to_the_same_end(tiny, tmp_path, monkeypatch)
 
 def _trace(out):
     return [json.loads(line) for line in (out / "trace.jsonl").read_text().splitlines()]
+
+
+def test_an_empty_or_damaged_state_is_named_on_resume(tiny, tmp_path):
+    short = tmp_path / "short.toml"
+    short.write_text("max_reasoning_tokens = 8\n")
+    out = tmp_path / "run"
+    args = ["generate", "a red cube", "--backbone", tiny, "--critic", "self", "--config", str(short), "--steps", "1",
+            "--threshold", "1.0", "--out", str(out)]
+    assert run(*args).exit_code == 0
+    (out / "final.json").unlink()  # as if it had been stopped before the end
+    state = out / "state.pt"
+    state.write_bytes(b"")
+    assert one_line_error(run(*args, "--resume")) == (
+        f"error: cannot resume from {state}: the file is empty; start again with --overwrite"
+    )
+    state.write_bytes(b"\x80\x02 not a torch file at all")
+    line = one_line_error(run(*args, "--resume"))
+    assert line.startswith(f"error: cannot resume from {state}: not a search state that milr saved, or cut short (")
+
+
+def test_a_prompt_too_long_is_refused_before_anything_loads(tmp_path):
+    prompt = "a red cube " * 2000
+    line = one_line_error(run("generate", prompt, "--backbone", "janus-pro-7b", "--out", str(tmp_path / "run")))
+    assert line == "error: the prompt is 22,000 characters long; at most 2,000 are allowed"
+    assert not (tmp_path / "run").exists()

@@ -64,3 +64,20 @@ def test_unreadable_and_malformed_files(tmp_path):
     other.write_text("x")
     with pytest.raises(MilrError, match="must end in .toml"):
         load_config(other)
+
+
+@pytest.mark.parametrize("field", [name for name, f in RunConfig.model_fields.items() if f.annotation is float])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_float_settings_are_finite_numbers(field, value):
+    with pytest.raises(MilrError, match=rf"{field}={value!r}: Input should be a finite number"):
+        load_config(**{field: value})
+
+
+def test_lr_nan_from_the_command_line_gives_the_reason():
+    from typer.testing import CliRunner
+
+    from milr_core.cli import app
+
+    result = CliRunner().invoke(app, ["generate", "a cat", "--lr", "nan", "--out", "/nonexistent/never-made"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "lr=nan: Input should be a finite number" in result.output

@@ -35,8 +35,8 @@ def answer(text: str, delay: float = 0.0):
     return 200, body, delay
 
 
-def error(status: int, message: str = "boom"):
-    return status, {"error": {"message": message, "type": "server_error"}}, 0.0
+def error(status: int, message: str = "boom", headers: dict | None = None):
+    return status, {"error": {"message": message, "type": "server_error"}}, 0.0, headers or {}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -44,6 +44,28 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):  # keep pytest output clean
         pass
+
+    def do_GET(self):
+        server: JudgeServer = self.server
+        with server.lock:
+            server.gets.append(self.path)
+        if self.path == "/v1/models" and server.models_status == 200:
+            self.reply(200, {"object": "list", "data": [{"id": "judge", "object": "model", "owned_by": "test"}]})
+        else:
+            self.reply(server.models_status, {"error": {"message": "no", "type": "error"}})
+
+    def reply(self, status: int, payload, headers: dict | None = None):
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+            pass
 
     def do_POST(self):
         server: JudgeServer = self.server
@@ -56,22 +78,15 @@ class Handler(BaseHTTPRequestHandler):
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
         try:
             if self.path != "/v1/chat/completions":
-                status, payload, delay = error(404, f"no route {self.path}")
+                status, payload, delay, extra = error(404, f"no route {self.path}")
             else:
-                status, payload, delay = server.script(n, body, headers)
+                status, payload, delay, *more = server.script(n, body, headers)
+                extra = more[0] if more else {}
             time.sleep(delay)
         finally:
             with server.lock:
                 server.in_flight -= 1
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
-            pass
+        self.reply(status, payload, extra)
 
 
 class JudgeServer(ThreadingHTTPServer):
@@ -81,6 +96,8 @@ class JudgeServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.lock = threading.Lock()
         self.requests: list[tuple[dict, dict]] = []
+        self.gets: list[str] = []
+        self.models_status = 200
         self.in_flight = self.max_in_flight = 0
         self.script = lambda n, body, headers: answer("Final Score: 4")
 
@@ -473,3 +490,106 @@ def test_wise_without_a_checkout_says_where_its_prompt_comes_from(registry, tmp_
         registry.create("critic", "wise-verified", backbone=None, wise_repo=str(tmp_path))
     own = registry.create("critic", "wise", backbone=None, template="Rate {prompt}", base_url="http://127.0.0.1:9/v1")
     assert own.settings.template == "Rate {prompt}" and own.settings.system is None
+
+
+# --- waiting as asked, the cache's key and limits, answers that are no score, the early check ------
+
+
+@pytest.mark.parametrize("header", [{"Retry-After": "1"}, {"retry-after-ms": "1000"}])
+def test_retry_after_is_honoured(registry, server, tmp_path, header):
+    server.script = lambda n, body, headers: error(429, "slow down", header) if n == 0 else answer("Final Score: 5")
+    judge = critic(registry, "unified", server, tmp_path)  # backoff alone would wait 0.001 s
+    start = time.monotonic()
+    [score] = judge.score([image(1)], RECORD)
+    assert score.value == 1.0 and len(server.requests) == 2
+    assert 0.9 <= time.monotonic() - start < 5
+
+
+def test_retry_after_as_a_date():
+    from email.utils import formatdate
+
+    from milr_rewards_unified.transport import retry_after
+
+    assert retry_after({"retry-after": formatdate(time.time() + 30, usegmt=True)}) == pytest.approx(30, abs=2)
+    assert retry_after({"retry-after": "soon"}) is None and retry_after({}) is None
+
+
+def test_a_longer_wait_than_allowed_is_one_line_at_once(registry, server, tmp_path):
+    server.script = lambda n, body, headers: error(503, "maintenance", {"Retry-After": "3600"})
+    start = time.monotonic()
+    with pytest.raises(MilrError) as exc:
+        critic(registry, "unified", server, tmp_path, retry_after_max=10).score([image(1)], RECORD)
+    assert time.monotonic() - start < 2 and len(server.requests) == 1
+    message = str(exc.value)
+    assert "\n" not in message and "asks to wait 3600 s" in message and "retry_after_max = 10 s" in message
+
+
+def test_the_cache_key_holds_the_server(registry, server, tmp_path):
+    other = JudgeServer()
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        critic(registry, "unified", server, tmp_path).score([image(1)], RECORD)
+        [score] = critic(registry, "unified", other, tmp_path).score([image(1)], RECORD)
+        assert len(other.requests) == 1 and "(cached)" not in score.detail
+    finally:
+        other.shutdown()
+        other.server_close()
+
+
+def test_a_cache_that_cannot_be_written_is_a_warning(registry, server, tmp_path, caplog):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    judge = critic(registry, "unified", server, tmp_path, cache_dir=blocked)
+    with caplog.at_level("WARNING"):
+        scores = judge.score([image(1), image(2)], RECORD)
+    assert [s.value for s in scores] == [0.75, 0.75]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "not cached" in warnings[0] and "not-a-folder" in warnings[0]
+
+
+def test_an_answer_that_declines_is_nan_with_the_reason(registry, server, tmp_path):
+    server.script = lambda n, body, headers: answer("No, I cannot see any image.")
+    [score] = critic(registry, "unified", server, tmp_path, parse_retries=0).score([image(1)], RECORD)
+    assert math.isnan(score.value)
+    assert "could not judge the image ('cannot see any image')" in score.detail
+    assert "No, I cannot see any image." in score.detail
+    # a judgement that says what the image lacks is a score, not a refusal
+    assert parse_score("I don't see a red cube in the image. Score: 2", 1, 5) == (0.25, "Score: 2")
+
+
+def test_huge_answers_are_scored_but_not_cached(registry, server, tmp_path):
+    from milr_rewards_unified.cache import MAX_ANSWER
+
+    server.script = lambda n, body, headers: answer("Final Score: 4\n" + "blah " * (MAX_ANSWER // 5 + 1))
+    [score] = critic(registry, "unified", server, tmp_path).score([image(1)], RECORD)
+    assert score.value == 0.75
+    assert not list((tmp_path / "cache").rglob("*.json"))
+
+
+def test_check_finds_the_server_once(registry, server, tmp_path):
+    judge = critic(registry, "unified", server, tmp_path)
+    assert not hasattr(judge, "verdict")  # correctness is the Score's to say, not a method's
+    judge.check(RECORD)
+    judge.check(PromptRecord("another prompt"))
+    assert server.gets == ["/v1/models"] and not server.requests  # no image was judged
+    server.models_status = 404  # a server without the listing is still a server
+    critic(registry, "unified", server, tmp_path).check(RECORD)
+
+
+def test_check_names_a_missing_server_or_a_refused_key(registry, server, tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    judge = registry.create("critic", "unified", base_url=f"http://127.0.0.1:{port}/v1", cache_dir="off")
+    start = time.monotonic()
+    with pytest.raises(MilrError, match=rf"^cannot reach the unified judge .* at http://127.0.0.1:{port}/v1: "):
+        judge.check(RECORD)
+    assert time.monotonic() - start < 6
+
+    monkeypatch.setenv("MILR_UNIFIED_API_KEY", SECRET)
+    server.models_status = 401
+    with pytest.raises(MilrError, match="refuses access with the API key in MILR_UNIFIED_API_KEY") as exc:
+        critic(registry, "unified", server, tmp_path).check(RECORD)
+    assert SECRET not in str(exc.value)

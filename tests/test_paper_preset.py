@@ -58,11 +58,13 @@ def test_preset_settings_and_overrides():
     assert (c.image_policy, c.loss_target, c.prefix_rule, c.reward_shaping, c.return_image) == (
         "guided", "argmax", "floor", "binary", "last")
     assert RunConfig(preset="paper", steps=5, lr=0.1).steps == 5  # a set field wins over the preset
-    assert RunConfig().continuation_temperature == 0.7 and RunConfig().return_image == "best"
+    # milr is the paper but for the sampled continuation (measured; docs/concepts.md) and K
+    milr = RunConfig().model_dump(exclude={"preset", "steps", "continuation_temperature", "seed", "strategy", "frozen"})
+    assert milr == c.model_dump(exclude={"preset", "steps", "continuation_temperature", "seed", "strategy", "frozen"})
+    assert (RunConfig().continuation_temperature, RunConfig().steps) == (0.7, 20)
 
 
 def test_paper_prompt_ids_are_the_reference_strings(bb):
-    bb.configure(paper())
     tok = bb.tokenizer
     ids = bb._reasoning_ids(PROMPT)["input_ids"][0].tolist()
     assert ids == tok(f"{SYSTEM}\n\nUser: {INSTRUCTION}\n\nAssistant:")["input_ids"]
@@ -74,17 +76,14 @@ def test_paper_prompt_ids_are_the_reference_strings(bb):
     strings = bb.prompt_strings(PROMPT)
     assert strings["reasoning"].startswith(SYSTEM + "\n\nUser: You are asked")
     assert strings["image"] == f"User: {PROMPT}. {{reasoning}}\n\nAssistant:{tok.boi_token}"
-    bb.configure(RunConfig())
-    assert "<|User|>" in bb.prompt_strings(PROMPT)["reasoning"]
 
 
-def test_janus_shapes_keeps_its_trained_chat_under_the_paper_preset():
+def test_janus_shapes_keeps_its_trained_chat():
     from milr_core.plugins import registry
 
     shapes = registry().create("backbone", "janus-shapes", device="cpu")
-    before = shapes.prompt_strings("a photo of a red circle")
-    shapes.configure(paper())
-    assert shapes.prompt_strings("a photo of a red circle") == before
+    assert shapes.prompt_strings("a photo of a red circle")["reasoning"].startswith("You are a helpful language")
+    assert "<|User|>: Describe in detail" in shapes.prompt_strings("a photo of a red circle")["reasoning"]
 
 
 def test_paper_prefix_lengths_are_int_and_count_the_end_token():
@@ -134,7 +133,7 @@ def test_one_paper_step_equals_the_reference_formulas(bb):
     assert result.steps[1].rewards == [0.0]  # binary shaping: the 0.5 graded score is not used
 
 
-def test_paper_returns_the_last_image_and_milr_the_best(bb):
+def test_the_last_image_or_the_best(bb):
     class Rising(Critic):
         name = "rising"
         values = iter([0.5, 0.1, 0.2])
@@ -157,7 +156,7 @@ def test_paper_ablations_image_only_writes_no_text_and_text_only_forces_no_image
     Milr(bb, Wrong(), TextOnly(), RunConfig(preset="paper", steps=2, image_ratio=0.1)).run(PromptRecord(PROMPT))
     assert [p is None for _, p in bb.draw_calls] == [True, True, True]
     bb = FakeBackbone()
-    Milr(bb, Wrong(), TextOnly(), RunConfig(steps=2)).run(PromptRecord(PROMPT))  # milr keeps the first prefix
+    Milr(bb, Wrong(), TextOnly(), RunConfig(steps=2, ablations="milr")).run(PromptRecord(PROMPT))  # keeps the prefix
     assert [p is None for _, p in bb.draw_calls] == [True, False, False]
 
 

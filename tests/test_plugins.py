@@ -31,6 +31,23 @@ def register_critics(register):
 
 BROKEN = "raise RuntimeError('this plugin is broken on purpose')\n"
 
+EXITS = "import sys\nsys.exit(3)\n"
+
+# takes names that are already registered: milr-core's `joint`, and another plugin's critic
+DUPLICATE = '''
+from milr_core.plugins import hookimpl
+
+
+@hookimpl
+def register_strategies(register):
+    register("joint", lambda **kw: "not a strategy", "an impostor")
+
+
+@hookimpl
+def register_critics(register):
+    register("constant-demo", lambda **kw: "not a critic", "an impostor")
+'''
+
 
 def _package(root: Path, name: str, module_source: str) -> Path:
     src = root / name
@@ -58,7 +75,9 @@ def site(tmp_path_factory):
     """Two third-party packages pip-installed into a folder: one works, one raises on import."""
     root = tmp_path_factory.mktemp("plugins")
     target = root / "site"
-    for name, source in (("milr_demo_critic", GOOD), ("milr_broken_demo", BROKEN)):
+    packages = (("milr_demo_critic", GOOD), ("milr_broken_demo", BROKEN), ("milr_exits_demo", EXITS),
+                ("milr_zz_duplicate_demo", DUPLICATE))
+    for name, source in packages:
         pkg = _package(root, name, source)
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(pkg)],
@@ -95,6 +114,30 @@ def test_third_party_plugin_is_found_and_a_broken_one_is_reported(site):
     table = _milr(["plugins"], site)
     assert table.returncode == 0 and "constant-demo" in table.stdout
     assert "milr-broken-demo failed to load" in " ".join(table.stderr.split())
+
+
+def test_a_plugin_that_exits_on_import_is_named_and_the_rest_work(site):
+    result = _milr(["plugins", "--json"], site)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert {"source": "milr-exits-demo", "error": "SystemExit: 3"} in data["failures"]
+    assert "constant-demo" in {e["name"] for e in data["critic"]}
+
+
+def test_a_name_registered_twice_keeps_the_first_and_names_both(site):
+    data = json.loads(_milr(["plugins", "--json"], site).stdout)
+    sources = {(kind, e["name"]): e["source"] for kind in ("critic", "strategy") for e in data[kind]}
+    assert sources[("strategy", "joint")] == "milr-core"
+    assert sources[("critic", "constant-demo")] == "milr-demo-critic"
+    errors = [f["error"] for f in data["failures"] if f["source"] == "milr-zz-duplicate-demo"]
+    assert sorted(errors) == [
+        "critic 'constant-demo' is already registered by milr-demo-critic; the first registration is kept, "
+        "this one from milr-zz-duplicate-demo is ignored",
+        "strategy 'joint' is already registered by milr-core; the first registration is kept, "
+        "this one from milr-zz-duplicate-demo is ignored",
+    ]
+    table = " ".join(_milr(["plugins"], site).stderr.split())
+    assert "strategy 'joint' is already registered by milr-core" in table
 
 
 def test_third_party_critic_drives_generate(site, tmp_path):

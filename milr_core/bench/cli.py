@@ -35,6 +35,18 @@ def _plugin_versions(reg, **names: str) -> dict[str, str]:
     return found
 
 
+def _interrupted(root: Path | None, records: list | None) -> str:
+    """What an interrupted `milr bench` leaves, and how to go on: finished prompts are whole files on disk,
+    and the same command skips them."""
+    if root is None or not (root / "config.json").is_file():
+        return "interrupted before any output was written"
+    from .layout import BenchDir
+
+    done = BenchDir(root).count_finished(range(len(records)))
+    return (f"interrupted; {done} of {len(records)} prompts are finished and kept in {root}; "
+            "run the same command again to go on with the rest")
+
+
 def _check_backbone_name(reg, name: str) -> None:
     if name not in reg.entries["backbone"] and not Path(name).expanduser().is_dir():
         reg.get("backbone", name)  # raises UnknownName, listing the known ones
@@ -71,6 +83,7 @@ def bench(
     from .runner import BenchSettings, mode_config, prompts_hash, run_bench
     from .summary import table
 
+    root = records = None  # what an interruption message can name
     try:
         reg = registry()
         benchmark = reg.create("benchmark", name)
@@ -101,6 +114,8 @@ def bench(
                             show_progress=not as_json)
     except MilrError as exc:
         fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        fail(_interrupted(root, records), 130)
     if summary is None:  # not rank 0: rank 0 reports
         return
     if as_json:

@@ -2,7 +2,10 @@
 
 Every loader returns PromptRecords in file order (the index of a record is its
 output folder), keeps the benchmark's own fields, and names the file and line
-of anything malformed. Plugins add prompt sets through `register_benchmarks`.
+of anything malformed. Files are read alike in every format: UTF-8 with or
+without a byte-order mark, lines ending in LF or CRLF. A prompt longer than
+MAX_PROMPT characters is refused (no model reads that much, and an error must
+not echo it). Plugins add prompt sets through `register_benchmarks`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +24,32 @@ from ..interfaces import PromptRecord
 # are the paper's categories, the last two come from T2I-CompBench++.
 T2I_CATEGORIES = ("color", "shape", "texture", "spatial", "non_spatial", "complex", "numeracy", "3d_spatial")
 
+# GenEval's class names (evaluation/object_names.txt: COCO's 80 thing classes in COCO order) and relations
+GENEVAL_CLASSES = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
+    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
+    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
+    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
+    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "computer mouse", "tv remote",
+    "computer keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock",
+    "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)  # fmt: skip
+GENEVAL_RELATIONS = ("left of", "right of", "above", "below")
+
+MAX_PROMPT = 2000
+
 Loader = Callable[[Path | None, int | None], list[PromptRecord]]
+
+
+def prompt_problem(text: str) -> str | None:
+    """What makes `text` unusable as a prompt, in words that do not quote it, or None."""
+    if not text.strip():
+        return "the prompt is empty"
+    if len(text) > MAX_PROMPT:
+        return f"the prompt is {len(text):,} characters long; at most {MAX_PROMPT:,} are allowed"
+    return None
 
 
 @dataclass(frozen=True)
@@ -38,9 +67,10 @@ class Benchmark:
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise MilrError(f"cannot read prompt file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return text.replace("\r\n", "\n")  # CRLF files read as LF files do
 
 
 def _file_set(name: str, read: Callable[[Path], list[PromptRecord]], what: str) -> Loader:
@@ -55,23 +85,59 @@ def _file_set(name: str, read: Callable[[Path], list[PromptRecord]], what: str) 
 # ---- GenEval ---------------------------------------------------------------
 
 
-def _check_geneval(obj: Any) -> str | None:
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_clause(clause: Any, key: str, index: int, classes: Collection[str] | None) -> str | None:
+    """What is wrong with include/exclude clause `index`, or None."""
+    where = f"{key}[{index}]"
+    if not isinstance(clause, dict) or not isinstance(clause.get("class"), str):
+        return f"'{key}' must be a list of objects with a 'class'"
+    if classes is not None and clause["class"] not in classes:
+        return f"{where}: unknown class {clause['class']!r} (not one of the {len(classes)} classes of this benchmark)"
+    if not _is_count(clause.get("count")):
+        return f"{where}: 'count' must be an integer >= 1, not {clause.get('count')!r}"
+    if "color" in clause and not isinstance(clause["color"], str):
+        return f"{where}: 'color' must be a string"
+    if "position" in clause:
+        position = clause["position"]
+        if key != "include" or not (isinstance(position, list) and len(position) == 2):
+            return f"{where}: 'position' must be [relation, index of an earlier include clause]"
+        relation, target = position
+        if relation not in GENEVAL_RELATIONS:
+            return f"{where}: unknown relation {relation!r}; known: {', '.join(GENEVAL_RELATIONS)}"
+        if not isinstance(target, int) or isinstance(target, bool) or not 0 <= target < index:
+            return f"{where}: position target {target!r} is not the index of an earlier include clause"
+    return None
+
+
+def _check_geneval(obj: Any, classes: Collection[str] | None) -> str | None:
     """What is wrong with one metadata object, or None."""
     if not isinstance(obj, dict):
         return "expected a JSON object"
     if not isinstance(obj.get("prompt"), str) or not obj["prompt"].strip():
         return "no 'prompt' text"
+    if len(obj["prompt"]) > MAX_PROMPT:
+        return prompt_problem(obj["prompt"])
     if "tag" in obj and not isinstance(obj["tag"], str):
         return "'tag' must be a string"
     for key in ("include", "exclude"):
         clauses = obj.get(key, [])
-        if not isinstance(clauses, list) or not all(isinstance(c, dict) and "class" in c for c in clauses):
+        if not isinstance(clauses, list):
             return f"'{key}' must be a list of objects with a 'class'"
+        for index, clause in enumerate(clauses):
+            problem = _check_clause(clause, key, index, classes)
+            if problem:
+                return problem
     return None
 
 
-def load_geneval(path: Path) -> list[PromptRecord]:
-    """GenEval's evaluation_metadata.jsonl: one JSON object per line (blank lines are skipped)."""
+def load_geneval(path: Path, classes: Collection[str] | None = GENEVAL_CLASSES) -> list[PromptRecord]:
+    """GenEval's evaluation_metadata.jsonl: one JSON object per line (blank lines are skipped).
+
+    Every record is checked as GenEval's rules read it: each clause names one of `classes`
+    (None: any) with a count >= 1, and a position is a known relation to an earlier clause."""
     records = []
     for number, line in enumerate(_read(path).splitlines(), 1):
         if not line.strip():
@@ -80,7 +146,7 @@ def load_geneval(path: Path) -> list[PromptRecord]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise MilrError(f"{path}:{number}: not valid JSON: {exc.msg} (column {exc.colno})") from None
-        problem = _check_geneval(obj)
+        problem = _check_geneval(obj, classes)
         if problem:
             raise MilrError(f"{path}:{number}: {problem}")
         records.append(PromptRecord.from_dict(obj))
@@ -98,6 +164,8 @@ def _t2i_file(path: Path, category: str) -> list[PromptRecord]:
     for number, line in enumerate(lines, 1):
         if not line.strip():
             raise MilrError(f"{path}:{number}: empty prompt line")
+        if len(line) > MAX_PROMPT:
+            raise MilrError(f"{path}:{number}: {prompt_problem(line)}")
         records.append(PromptRecord(line.strip(), category, extra={"source": path.name, "line": number}))
     return records
 
@@ -176,8 +244,10 @@ def load_wise(path: Path) -> list[PromptRecord]:
         if missing:
             raise MilrError(f"{path}:{line}: WISE prompt without {', '.join(missing)}")
         prompt, prompt_id = obj[keys["prompt"]], obj[keys["prompt_id"]]
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise MilrError(f"{path}:{line}: empty prompt")
+        if not isinstance(prompt, str):
+            raise MilrError(f"{path}:{line}: the prompt must be a string")
+        if prompt_problem(prompt):
+            raise MilrError(f"{path}:{line}: {prompt_problem(prompt)}")
         if not isinstance(prompt_id, int) or isinstance(prompt_id, bool):
             raise MilrError(f"{path}:{line}: prompt_id must be an integer, not {prompt_id!r}")
         extra = {k: v for k, v in obj.items() if k != keys["prompt"]}

@@ -22,7 +22,7 @@ from milr_core.hardware import pick_compile, pick_device, pick_dtype, rows_that_
 from milr_core.interfaces import Backbone, Drawing, Reasoning
 
 from .loading import resolve
-from .static_decode import StaticDecoder, bucket
+from .static_decode import StaticDecoder, bucket, cache_name
 
 #: Asks for the "visualization" chain of thought that conditions the image (MILR.md, phase 1).
 REASONING_INSTRUCTION = (
@@ -58,16 +58,16 @@ class JanusBackbone(Backbone):
         compile: bool = False,
         chat: str | None = None,
     ):
-        """`chat` fixes the prompt strings (a model trained on one format keeps it); None follows
-        each run's preset: milr (transformers' Janus chat template) or paper (the authors' strings)."""
+        """`chat` names the prompt strings: paper (the MILR authors' strings, what Janus-Pro gets) or
+        template (the checkpoint's own chat template with milr's instruction, what janus-shapes was
+        trained on)."""
         self.model = model.eval().requires_grad_(False)
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.name = name
         self.lm = model.model.language_model
         self.instruction = REASONING_INSTRUCTION
-        self.fixed_chat = chat
-        self.chat = chat or "milr"
+        self.chat = chat or "paper"
         self.fast = fast
         self.compile = compile  # TorchInductor-fused decoder calls (static_decode.py)
         self._decoders: dict[tuple[int, int], StaticDecoder] = {}
@@ -124,9 +124,6 @@ class JanusBackbone(Backbone):
         return cond if cfg_scale is None else uncond + cfg_scale * (cond - uncond)
 
     # -- prompts ---------------------------------------------------------------
-    def configure(self, config) -> None:
-        self.chat = self.fixed_chat or ("paper" if config.preset == "paper" else "milr")
-
     def prompt_strings(self, prompt: str) -> dict[str, str]:
         if self.chat == "paper":
             return {"reasoning": PAPER_REASONING_CHAT.format(prompt=prompt),
@@ -163,8 +160,9 @@ class JanusBackbone(Backbone):
     def _forward(self, embeds: torch.Tensor, mask: torch.Tensor, cache=None):
         """One eager decoder call; positions follow the attention mask (left padding)."""
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -embeds.shape[1] :]
-        out = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
-        return out.last_hidden_state, out.cache
+        name = cache_name(type(self.lm))
+        out = self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True, **{name: cache})
+        return out.last_hidden_state, getattr(out, name)
 
     def _start(self, embeds: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, new_tokens: int):
         """Run the prompt rows (ids (rows, L)); returns (decoder, hidden (rows, L, d))."""

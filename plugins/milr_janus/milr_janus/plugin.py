@@ -16,33 +16,19 @@ def _backbone(source: str, **kwargs):
 
 
 def _tiny(**kwargs):
-    import os
-    from pathlib import Path
+    from milr_core.cache import build_once
 
     from .tiny import build_tiny
 
-    cache = Path(os.environ.get("MILR_CACHE", Path.home() / ".cache" / "milr")) / "janus-tiny"
-    if not (cache / "config.json").exists():
-        import tempfile
-
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".janus-tiny-"))
-        build_tiny(tmp)
-        try:
-            os.replace(tmp, cache)  # a half-built folder is never seen under the real name
-        except OSError:  # another process (e.g. a torchrun rank) finished first: use its copy
-            import shutil
-
-            shutil.rmtree(tmp)
-    return _backbone(str(cache), **kwargs)
+    return _backbone(str(build_once("janus-tiny", build_tiny, "config.json")), **kwargs)
 
 
-def _shapes(**kwargs):
+def _shipped(name: str, **kwargs):
     from pathlib import Path
 
-    # shipped inside the package (see train_shapes.py for how it was made)
-    # it was trained on the milr chat strings, so it keeps them under every preset
-    return _backbone(str(Path(__file__).parent / "weights" / "janus-shapes"), name="janus-shapes", chat="milr", **kwargs)
+    # shipped inside the package (see train_shapes.py for how each was made); both were trained on
+    # their chat template with milr's instruction, so they keep it under every preset
+    return _backbone(str(Path(__file__).parent / "weights" / name), name=name, chat="template", **kwargs)
 
 
 def _self_critic(backbone=None, **kwargs):
@@ -62,8 +48,14 @@ def register_backbones(register):
     register("janus-tiny", _tiny, "a tiny random-weight Janus built on first use: exercises the code path, draws noise")
     register(
         "janus-shapes",
-        _shapes,
+        partial(_shipped, "janus-shapes"),
         "a small Janus trained on the shapes world (64 px, 64 image tokens); follows prompts only partly",
+    )
+    register(
+        "janus-scenes",
+        partial(_shipped, "janus-scenes"),
+        "a small Janus trained on the scenes world (128 px, 256 image tokens, ten prompt forms), "
+        "understanding branch included (`--critic self`); follows prompts only partly",
     )
 
 

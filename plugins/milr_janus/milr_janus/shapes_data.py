@@ -1,18 +1,19 @@
-"""Training data for janus-shapes: shapes-world examples, seeded, kept apart from the held-out prompts.
+"""Training data for the small Janus models: examples of a synthetic world, seeded, kept apart
+from the held-out prompts.
 
 An example is a GenEval-format prompt record, a scene that satisfies it, the
 scene's reasoning text (the layout plan in words) and its render. Examples come
 in fixed-size chunks, each from its own seed (TRAIN_SEED, chunk index), so the
 data are the same however many worker processes make them.
 
-The held-out set is the one `milr bench shapes` scores: prompt_set(200,
-seed=HELD_OUT_SEED). Training draws from TRAIN_SEED instead, and for the two
-tags whose prompt space is large (position: 80 prompts, color_attr: 1120) it
-never uses a held-out prompt, so those tags measure composition on unseen
-prompts. The other tags have 5 to 40 distinct prompts, all of which training
-must see; there it skips the held-out prompt with its reference layout (the
-scene scene_for draws for it under HELD_OUT_SEED), which at 64 px a
-single-object scene would otherwise repeat pixel for pixel now and then.
+The held-out set is the one `milr bench <world>` scores: world.held_out(200).
+Training draws from TRAIN_SEED instead, and for the tags whose prompt space is
+large (world.unseen_tags; in the shapes world position: 80 prompts, color_attr:
+1120) it never uses a held-out prompt, so those tags measure composition on
+unseen prompts. The other tags have few distinct prompts (5 to 40), all of
+which training must see; there it skips the held-out prompt with its reference
+layout (the scene world.scene_for draws for it under the held-out seed), which
+a single-object scene would otherwise repeat pixel for pixel now and then.
 """
 
 from __future__ import annotations
@@ -23,15 +24,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from milr_rewards_geneval.plugin import HELD_OUT_PROMPTS, HELD_OUT_SEED
-from milr_rewards_geneval.shapes import TAGS, prompt_set, reasoning_for, render, sample_record, scene_for
+from milr_rewards_geneval.plugin import HELD_OUT_PROMPTS
+from milr_rewards_geneval.shapes import Scene, reasoning_for, render
+from milr_rewards_geneval.worlds import SHAPES, WORLDS, World
 
 from milr_core.interfaces import PromptRecord
 
 TRAIN_SEED = 1
-IMAGE_SIZE = 64
-CHUNK = 500
-UNSEEN_TAGS = ("position", "color_attr")
+CHUNK = 500  # a multiple of each world's number of tags, so that tags stay balanced overall
 
 
 @dataclass
@@ -39,43 +39,47 @@ class Examples:
     records: list[PromptRecord]
     reasoning: list[str]
     images: np.ndarray  # (n, size, size, 3) uint8
+    scenes: list[Scene]
 
     def __len__(self) -> int:
         return len(self.records)
 
 
-def held_out(n: int = HELD_OUT_PROMPTS) -> list[PromptRecord]:
-    """The prompts `milr bench shapes` scores (n of them, balanced over the tags)."""
-    return prompt_set(n, seed=HELD_OUT_SEED)
+def held_out(n: int = HELD_OUT_PROMPTS, world: World = SHAPES) -> list[PromptRecord]:
+    """The prompts `milr bench <world>` scores (n of them, balanced over the tags)."""
+    return world.held_out(n)
 
 
-def _chunk(index: int, n: int, size: int, banned: frozenset[str], layouts: frozenset[bytes]) -> Examples:
+def _chunk(world: str, index: int, n: int, banned: frozenset[str], layouts: frozenset[bytes]) -> Examples:
+    w = WORLDS[world]  # by name: worker processes get a picklable argument
     rng = np.random.default_rng([TRAIN_SEED, index])
-    records, texts, images = [], [], np.empty((n, size, size, 3), np.uint8)
+    records, texts, scenes = [], [], []
+    images = np.empty((n, w.image_size, w.image_size, 3), np.uint8)
     for i in range(n):
-        tag = TAGS[i % len(TAGS)]  # CHUNK is a multiple of 6: tags stay balanced overall
+        tag = w.tags[i % len(w.tags)]
         while True:
-            record = sample_record(rng, tag)
-            if tag in UNSEEN_TAGS and record.prompt in banned:
+            record = w.sample_record(rng, tag)
+            if tag in w.unseen_tags and record.prompt in banned:
                 continue
-            scene = scene_for(record, rng)
-            image = np.asarray(render(scene, size))
+            scene = w.scene_for(record, rng)
+            image = np.asarray(render(scene, w.image_size))
             if _layout_key(record.prompt, image) not in layouts:
                 break
         records.append(record)
         texts.append(reasoning_for(scene))
+        scenes.append(scene)
         images[i] = image
-    return Examples(records, texts, images)
+    return Examples(records, texts, images, scenes)
 
 
-def make_examples(n: int, size: int = IMAGE_SIZE, workers: int | None = None) -> Examples:
+def make_examples(n: int, world: World = SHAPES, workers: int | None = None) -> Examples:
     """The first n training examples (chunk after chunk)."""
-    held = held_out()
-    banned = frozenset(r.prompt for r in held if r.tag in UNSEEN_TAGS)
-    layouts = frozenset(_reference_layouts(held, size))
+    held = held_out(world=world)
+    banned = frozenset(r.prompt for r in held if r.tag in world.unseen_tags)
+    layouts = frozenset(_reference_layouts(held, world))
     sizes = [min(CHUNK, n - start) for start in range(0, n, CHUNK)]
     workers = min(len(sizes), workers or os.cpu_count() or 1)
-    args = [(i, k, size, banned, layouts) for i, k in enumerate(sizes)]
+    args = [(world.name, i, k, banned, layouts) for i, k in enumerate(sizes)]
     if workers <= 1:
         parts = [_chunk(*a) for a in args]
     else:
@@ -85,6 +89,7 @@ def make_examples(n: int, size: int = IMAGE_SIZE, workers: int | None = None) ->
         [r for p in parts for r in p.records],
         [t for p in parts for t in p.reasoning],
         np.concatenate([p.images for p in parts]),
+        [s for p in parts for s in p.scenes],
     )
 
 
@@ -92,21 +97,21 @@ def _layout_key(prompt: str, image: np.ndarray) -> bytes:
     return hashlib.sha1(prompt.encode() + image.tobytes()).digest()
 
 
-def reference_images(held: list[PromptRecord], size: int = IMAGE_SIZE) -> np.ndarray:
+def reference_images(held: list[PromptRecord], world: World = SHAPES) -> np.ndarray:
     """A correct render for each held-out prompt (its reference layout), (n, size, size, 3) uint8."""
-    rng = np.random.default_rng(HELD_OUT_SEED)
-    return np.stack([np.asarray(render(scene_for(r, rng), size)) for r in held])
+    rng = np.random.default_rng(world.held_out_seed)
+    return np.stack([np.asarray(render(world.scene_for(r, rng), world.image_size)) for r in held])
 
 
-def _reference_layouts(held: list[PromptRecord], size: int) -> dict[bytes, str]:
-    return {_layout_key(r.prompt, image): r.prompt for r, image in zip(held, reference_images(held, size))}
+def _reference_layouts(held: list[PromptRecord], world: World) -> dict[bytes, str]:
+    return {_layout_key(r.prompt, image): r.prompt for r, image in zip(held, reference_images(held, world))}
 
 
-def leaks(examples: Examples, held: list[PromptRecord], size: int = IMAGE_SIZE) -> list[str]:
-    """Held-out prompts found in training where they must not be: any prompt of UNSEEN_TAGS, or
-    any prompt with its reference layout. Empty when the sets are apart."""
-    reference = _reference_layouts(held, size)
-    unseen = {r.prompt for r in held if r.tag in UNSEEN_TAGS}
+def leaks(examples: Examples, held: list[PromptRecord], world: World = SHAPES) -> list[str]:
+    """Held-out prompts found in training where they must not be: any prompt of the world's
+    unseen tags, or any prompt with its reference layout. Empty when the sets are apart."""
+    reference = _reference_layouts(held, world)
+    unseen = {r.prompt for r in held if r.tag in world.unseen_tags}
     found = {
         record.prompt
         for record, image in zip(examples.records, examples.images)

@@ -1,10 +1,12 @@
-"""Baseline accuracy of a janus-shapes checkpoint: MILR's step 0 on each prompt, scored by the oracle.
+"""Baseline accuracy of a small Janus checkpoint: MILR's step 0 on each prompt, scored by its world's oracle.
 
 Each prompt gets what `milr generate --steps 0` would make of it: greedy
 reasoning text, then one image at the engine's default CFG scale and
 temperature, with a generator seeded the same way for every prompt, all
 through the backbone's own reason/draw/decode. GenEval's summary follows:
 per-tag accuracy and the overall score as the unweighted mean of the tags.
+With `judge_self`, the `self` critic (the model's understanding branch) also
+scores each image, and the summary says how often it agrees with the oracle.
 """
 
 from __future__ import annotations
@@ -13,17 +15,23 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
-from milr_rewards_geneval.shapes import TAGS
-from milr_rewards_geneval.shapes_oracle import ShapesOracle
+from milr_rewards_geneval.worlds import SHAPES, WORLDS, World
 
 from milr_core.config import RunConfig
 from milr_core.interfaces import PromptRecord
 
 
-def evaluate(backbone, records: list[PromptRecord], seed: int = 0) -> list[dict]:
-    """One result per record: tag, correct (0/1), fraction, reasoning text and the oracle's reason."""
+def evaluate(backbone, records: list[PromptRecord], seed: int = 0, world: World = SHAPES,
+             judge_self: bool = False) -> list[dict]:
+    """One result per record: tag, correct (0/1), fraction, reasoning text and the oracle's reason
+    (and `self`, the self critic's P(yes), with judge_self)."""
     run = RunConfig(seed=seed)
-    oracle = ShapesOracle()
+    oracle = world.oracle()
+    critic = None
+    if judge_self:
+        from .self_critic import SelfCritic
+
+        critic = SelfCritic.from_backbone(backbone)
     results = []
     for record in records:
         gen = torch.Generator(device=backbone.device).manual_seed(run.seed)
@@ -32,7 +40,8 @@ def evaluate(backbone, records: list[PromptRecord], seed: int = 0) -> list[dict]
             record.prompt, reasoning.text, None, cfg_scale=run.cfg_scale, temperature=run.temperature,
             keep_hidden=0, generator=gen,
         )
-        verdict = oracle.verdict(backbone.decode(drawing.tokens)[0], record)
+        image = backbone.decode(drawing.tokens)[0]
+        verdict = oracle.verdict(image, record)
         results.append(
             {
                 "prompt": record.prompt,
@@ -43,14 +52,16 @@ def evaluate(backbone, records: list[PromptRecord], seed: int = 0) -> list[dict]
                 "reason": verdict.reason,
             }
         )
+        if critic is not None:
+            results[-1]["self"] = round(critic.score([image], record)[0].value, 4)
     return results
 
 
-def score_images(images, records: list[PromptRecord]) -> list[dict]:
+def score_images(images, records: list[PromptRecord], world: World = SHAPES) -> list[dict]:
     """The oracle's verdict on given uint8 images (n, h, w, 3), one per record."""
     from PIL import Image
 
-    oracle = ShapesOracle()
+    oracle = world.oracle()
     results = []
     for image, record in zip(images, records):
         verdict = oracle.verdict(Image.fromarray(image), record)
@@ -58,23 +69,45 @@ def score_images(images, records: list[PromptRecord]) -> list[dict]:
     return results
 
 
-def summarize(results: list[dict]) -> dict:
-    """Per-tag accuracy and GenEval's overall (mean over tags) plus the mean partial credit."""
-    tags = {t: [r["correct"] for r in results if r["tag"] == t] for t in TAGS}
+def summarize(results: list[dict], world: World = SHAPES) -> dict:
+    """Per-tag accuracy and GenEval's overall (mean over tags) plus the mean partial credit; where
+    the self critic judged too, its agreement with the oracle (P(yes) > 0.5 against correct)."""
+    tags = {t: [r["correct"] for r in results if r["tag"] == t] for t in world.tags}
     per_tag = {t: round(sum(v) / len(v), 4) for t, v in tags.items() if v}
-    return {
+    summary = {
         "overall": round(sum(per_tag.values()) / len(per_tag), 4),
         "per_tag": per_tag,
         "fraction": round(sum(r["fraction"] for r in results) / len(results), 4),
         "prompts": len(results),
     }
+    judged = [r for r in results if "self" in r]
+    if judged:
+        summary["self_agreement"] = agreement([r["self"] for r in judged], [r["correct"] for r in judged])
+    return summary
 
 
-def _evaluate_dir(path: str, records: list[dict], device: str, seed: int) -> list[dict]:
+def agreement(p_yes: list[float], correct: list[int]) -> dict:
+    """How a yes/no critic's P(yes) agrees with the oracle's verdicts: accuracy at 0.5, the same
+    per oracle class (so that a critic saying "yes" to everything shows), and ROC AUC."""
+    said = [p > 0.5 for p in p_yes]
+    right = [s == bool(c) for s, c in zip(said, correct)]
+    pos = [p for p, c in zip(p_yes, correct) if c]
+    neg = [p for p, c in zip(p_yes, correct) if not c]
+    pairs = [(a > b) + 0.5 * (a == b) for a in pos for b in neg]
+    return {
+        "accuracy": round(sum(right) / len(right), 4),
+        "yes_when_correct": round(sum(s for s, c in zip(said, correct) if c) / max(len(pos), 1), 4),
+        "no_when_incorrect": round(sum(not s for s, c in zip(said, correct) if not c) / max(len(neg), 1), 4),
+        "auc": round(sum(pairs) / len(pairs), 4) if pairs else None,
+        "images": len(right),
+    }
+
+
+def _evaluate_dir(path: str, records: list[dict], device: str, seed: int, world: str, judge_self: bool) -> list[dict]:
     from .backbone import JanusBackbone
 
-    backbone = JanusBackbone.from_pretrained(path, device=device)
-    return evaluate(backbone, [PromptRecord.from_dict(r) for r in records], seed)
+    backbone = JanusBackbone.from_pretrained(path, device=device, chat="template")
+    return evaluate(backbone, [PromptRecord.from_dict(r) for r in records], seed, WORLDS[world], judge_self)
 
 
 class Evaluator:
@@ -82,8 +115,10 @@ class Evaluator:
     say); `workers=1` scores in-process at `submit`. Each worker takes a shard of the prompts
     and runs one thread: decoding a small model is latency-bound, so shards scale with cores."""
 
-    def __init__(self, records: list[PromptRecord], device: str = "cpu", workers: int = 1, seed: int = 0):
+    def __init__(self, records: list[PromptRecord], device: str = "cpu", workers: int = 1, seed: int = 0,
+                 world: World = SHAPES, judge_self: bool = False):
         self.records, self.device, self.workers, self.seed = [r.to_dict() for r in records], device, workers, seed
+        self.world, self.judge_self = world.name, judge_self
         self.pending: dict[str, list] = {}
         self.pool = None
         if workers > 1:
@@ -92,11 +127,13 @@ class Evaluator:
 
     def submit(self, path: str) -> None:
         if self.pool is None:
-            self.pending[path] = [_evaluate_dir(path, self.records, self.device, self.seed)]
+            self.pending[path] = [_evaluate_dir(path, self.records, self.device, self.seed, self.world, self.judge_self)]
             return
         size = -(-len(self.records) // self.workers)
         shards = [self.records[i : i + size] for i in range(0, len(self.records), size)]
-        self.pending[path] = [self.pool.submit(_evaluate_dir, path, s, self.device, self.seed) for s in shards]
+        self.pending[path] = [
+            self.pool.submit(_evaluate_dir, path, s, self.device, self.seed, self.world, self.judge_self) for s in shards
+        ]
 
     def results(self, path: str) -> list[dict]:
         """The results of a submitted folder, in prompt order (waits for them)."""

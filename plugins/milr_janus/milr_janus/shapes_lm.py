@@ -10,7 +10,9 @@ _image_prompt), so training sees exactly the token ids that generation feeds:
   prompt (pads except BOS/BOI) that classifier-free guidance runs beside the
   conditional one, so the guidance has something to contrast with.
 Rows are left-padded, with positions counted from the attention mask, as the
-backbone decodes them.
+backbone decodes them. Given question pairs (understanding.py), each step also
+trains the understanding branch (vision tower, aligner, decoder, lm_head) on a
+batch of them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from .understanding import Pairs, pair_loss
 
 UNCOND = 0.1
 IGNORE = -100
@@ -112,8 +116,9 @@ def row_loss(model, ids, image, mask, labels, image_row) -> tuple[torch.Tensor, 
     return losses[0], losses[1], accuracy
 
 
-def trainable(model) -> list[torch.nn.Parameter]:
-    """The decoder, its embeddings and heads; the VQ model and the vision tower stay as they are."""
+def trainable(model, understanding: bool = False) -> list[torch.nn.Parameter]:
+    """The decoder, its embeddings and heads (and with `understanding` the vision tower and its
+    aligner); the VQ model stays as it is."""
     model.requires_grad_(False)
     parts = (
         model.model.language_model,
@@ -121,7 +126,7 @@ def trainable(model) -> list[torch.nn.Parameter]:
         model.model.generation_embeddings,
         model.model.generation_aligner,
         model.model.generation_head,
-    )
+    ) + ((model.model.vision_model, model.model.aligner) if understanding else ())
     for part in parts:
         part.requires_grad_(True)
     return list({id(p): p for part in parts for p in part.parameters()}.values())  # lm_head is tied
@@ -139,12 +144,15 @@ def train_lm(
     on_snapshot: Callable[[int, dict], None] = lambda step, stats: None,
     seconds: float | None = None,
     log: Callable[[str], None] = print,
+    pairs: Pairs | None = None,
+    pair_batch: int = 64,
 ) -> dict:
     """Train with a constant learning rate after warmup, so the snapshot at step s is the model
-    that `steps=s` trains. Half of each batch is reasoning rows, half image rows. Stops early
-    (with a last snapshot) once `seconds` have passed."""
+    that `steps=s` trains. Half of each batch is reasoning rows, half image rows, plus pair_batch
+    question pairs when `pairs` are given. Stops early (with a last snapshot) once `seconds` have
+    passed."""
     device = next(model.parameters()).device
-    params = trainable(model)
+    params = trainable(model, understanding=pairs is not None)
     model.train()
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
     warmup = min(200, max(1, steps // 10))
@@ -168,8 +176,15 @@ def train_lm(
                 torch.cat([text.labels[ti], image.labels[ii]]),
                 row_kind,
             )
+            loss = text_loss + image_loss
+            if pairs is not None:
+                pi = torch.randint(len(pairs), (pair_batch,), device=device, generator=gen)
+                answer_loss, acc["answer"] = pair_loss(
+                    model, pairs.ids[pi], pairs.mask[pi], pairs.pixels[pi], pairs.match[pi], pairs.choices
+                )
+                loss = loss + answer_loss
         opt.zero_grad(set_to_none=True)
-        (text_loss + image_loss).backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
@@ -183,6 +198,8 @@ def train_lm(
                 "image_accuracy": round(acc["image"], 4),
                 "seconds": round(time.perf_counter() - t0, 1),
             }
+            if pairs is not None:
+                stats.update(answer_loss=round(answer_loss.item(), 4), answer_accuracy=round(acc["answer"], 4))
             log("lm " + " ".join(f"{k} {v}" for k, v in stats.items()))
         if step in snapshots or over:
             model.eval()

@@ -19,8 +19,19 @@ tens of seconds per decoder size, worth it for benchmarks and long runs.
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 import torch
 from transformers import StaticCache
+
+
+@functools.lru_cache(maxsize=None)
+def cache_name(model_class: type) -> str:
+    """The keyword under which the decoder's forward takes its KV cache, and the output field that returns
+    it: transformers 5.24 renamed `past_key_values` to `cache`; 5.20.2, the last release that installs on
+    Python 3.10, has the old name."""
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
 def bucket(length: int, step: int = 128) -> int:
@@ -79,8 +90,8 @@ class StaticDecoder:
             inputs_embeds=self.embeds,
             attention_mask=self._mask(self.written)[:, :, None],
             position_ids=positions,
-            cache=self.cache,
             use_cache=True,
+            **{cache_name(type(self.lm)): self.cache},
         )
         self.hidden.copy_(out.last_hidden_state[:, -1])
 

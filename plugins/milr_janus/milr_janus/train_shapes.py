@@ -1,30 +1,37 @@
-"""Train janus-shapes, the embedded default backbone: a small Janus-Pro for the shapes world.
+"""Train a small Janus-Pro on a synthetic world: janus-shapes (the embedded default) or janus-scenes.
 
     pip install -e "plugins/milr_janus[train]"
-    python -m milr_janus.train_shapes --out DIR --device cuda
+    python -m milr_janus.train_shapes --out DIR --device cuda                   # janus-shapes
+    python -m milr_janus.train_shapes --preset scenes --out DIR --device cuda   # janus-scenes
 
 It is a JanusForConditionalGeneration like Janus-Pro, only small, and it is
-trained on the shapes world (milr_rewards_geneval.shapes) in five seeded steps:
+trained on a world of milr_rewards_geneval.worlds in five seeded steps:
 1. examples from shapes_data.TRAIN_SEED, checked to share nothing with the
-   held-out prompts of `milr bench shapes` (shapes_data.leaks);
+   held-out prompts of `milr bench <world>` (shapes_data.leaks);
 2. a byte-level BPE tokenizer on their texts, with Janus-Pro's special tokens
    and chat template (tiny.build_tokenizer);
 3. the VQ model on the renders (shapes_vq), checked by the oracle on its
    reconstructions of the held-out prompts' reference scenes (should be ~1.0);
+   the scenes preset starts it from janus-shapes' VQ model (same palette and
+   shapes, twice the pixels), which needs far fewer steps than a fresh one;
 4. the language model on reasoning text and image tokens (shapes_lm), saving
-   a float16 checkpoint at each snapshot step;
+   a float16 checkpoint at each snapshot step; with the preset's `pairs`, the
+   understanding branch too, on yes/no questions (understanding.py), so that
+   the `self` critic means something;
 5. each snapshot's baseline on the held-out prompts (shapes_eval, on CPU
    workers while the GPU trains); the chosen one goes to DIR with
-   training.json (settings, seeds, times, accuracies).
+   training.json (settings, seeds, times, accuracies, the self critic's
+   agreement with the oracle).
 
-The shipped model is deliberately imperfect, so MILR has room to improve on
-it: the chosen snapshot is the latest whose overall baseline lies in the band
-(--band, default 0.35-0.65). The baseline climbs steeply between LM steps 500
-(~0.25) and 1000 (0.6-0.8; ~0.9 by step 2000), and GPU kernels are not
-bit-for-bit deterministic, so reruns differ there: the preset scores a snapshot
-every 50 steps from 550 on. The learning rate is constant after warmup, so the
-snapshot at step S is the model that `--lm-steps S` trains. On one H100 the
-default run takes about 9 minutes (VQ 3.5, LM 1, scoring 3).
+The shipped models are deliberately imperfect, so MILR has room to improve on
+them: the chosen snapshot is the latest whose overall baseline lies in the
+preset's band (--band overrides it). For janus-shapes the baseline climbs
+steeply between LM steps 500 (~0.25) and 1000 (0.6-0.8; ~0.9 by step 2000),
+and GPU kernels are not bit-for-bit deterministic, so reruns differ there: the
+preset scores a snapshot every 50 steps from 550 on. The learning rate is
+constant after warmup, so the snapshot at step S is the model that
+`--lm-steps S` trains. On one H100 the janus-shapes run takes about 9 minutes
+(VQ 3.5, LM 1, scoring 3); the scenes run is held to --budget seconds.
 """
 
 from __future__ import annotations
@@ -38,9 +45,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from milr_rewards_geneval.plugin import HELD_OUT_SEED
+from milr_rewards_geneval.shapes import render
+from milr_rewards_geneval.worlds import WORLDS
 from transformers import JanusForConditionalGeneration
 from transformers.models.janus.processing_janus import DEFAULT_SYSTEM_PROMPT
 
@@ -48,25 +57,44 @@ from milr_core.hardware import pick_device
 
 from .backbone import REASONING_INSTRUCTION, JanusBackbone
 from .self_critic import DEFAULT_QUESTION
-from .shapes_data import IMAGE_SIZE, TRAIN_SEED, held_out, leaks, make_examples, reference_images, tokenizer_lines
+from .shapes_data import TRAIN_SEED, held_out, leaks, make_examples, reference_images, tokenizer_lines
 from .shapes_eval import Evaluator, score_images, summarize
 from .shapes_lm import build_rows, train_lm
 from .shapes_vq import decode, encode, train_vq
 from .tiny import build_processor, build_tokenizer, save_checkpoint, tiny_config
+from .understanding import build_pairs, draw_pairs
 
 PRESETS = {
     # 64 px, 8 px patches: 8 x 8 = 64 image tokens; about 13 M parameters, 26 MB in float16
     "full": {
-        "image_size": IMAGE_SIZE, "patch_size": 8, "hidden_size": 384, "layers": 6, "heads": 6,
+        "world": "shapes", "image_size": 64, "patch_size": 8, "hidden_size": 384, "layers": 6, "heads": 6,
         "codebook_size": 512, "vq_channels": 32, "vq_multiplier": (1, 2, 2, 4), "vq_res_blocks": 1,
         "examples": 48_000, "vq_steps": 3000, "vq_batch": 128, "lm_steps": 1000, "batch": 256,
-        "snapshots": tuple(range(550, 1000, 50)),
+        "snapshots": tuple(range(550, 1000, 50)), "band": (0.35, 0.65),
+    },
+    # 128 px, 8 px patches: 16 x 16 = 256 image tokens; the understanding branch is trained on
+    # question pairs through a larger vision tower (2 layers of 128)
+    "scenes": {
+        "world": "scenes", "image_size": 128, "patch_size": 8, "hidden_size": 384, "layers": 6, "heads": 6,
+        "codebook_size": 512, "vq_channels": 32, "vq_multiplier": (1, 2, 2, 4), "vq_res_blocks": 1,
+        "vq_from": "janus-shapes", "vq_lr": 3e-4, "vision_hidden": 128, "vision_layers": 2, "vision_heads": 4,
+        "examples": 32_000, "vq_steps": 600, "vq_batch": 64, "lm_steps": 4000, "batch": 256,
+        "pairs": 24_000, "pair_batch": 64,
+        "snapshots": (600, 900, 1200, 1600, 2000, 2500, 3000), "band": (0.3, 0.55),
     },
     # for tests: seconds on a CPU, draws noise
     "toy": {
-        "image_size": 32, "patch_size": 8, "hidden_size": 64, "layers": 2, "heads": 4,
+        "world": "shapes", "image_size": 32, "patch_size": 8, "hidden_size": 64, "layers": 2, "heads": 4,
         "codebook_size": 64, "vq_channels": 32, "vq_multiplier": (1, 1, 1, 1), "vq_res_blocks": 0,
-        "examples": 60, "vq_steps": 2, "vq_batch": 4, "lm_steps": 2, "batch": 4, "snapshots": (),
+        "examples": 60, "vq_steps": 2, "vq_batch": 4, "lm_steps": 2, "batch": 4, "snapshots": (), "band": (0.35, 0.65),
+    },
+    # the scenes recipe at test scale, question pairs included
+    "toy-scenes": {
+        "world": "scenes", "image_size": 32, "patch_size": 8, "hidden_size": 64, "layers": 2, "heads": 4,
+        "codebook_size": 64, "vq_channels": 32, "vq_multiplier": (1, 1, 1, 1), "vq_res_blocks": 0,
+        "vision_hidden": 32, "vision_layers": 1, "vision_heads": 2,
+        "examples": 60, "vq_steps": 2, "vq_batch": 4, "lm_steps": 2, "batch": 4, "pairs": 8, "pair_batch": 2,
+        "snapshots": (), "band": (0.3, 0.55),
     },
 }
 TOKENIZER_VOCAB = 1024  # an upper bound: the BPE stops merging once every word of the world is one token
@@ -95,7 +123,20 @@ def shapes_config(tokenizer, preset: dict):
         raise ValueError("vq_multiplier needs one entry per VQ level: log2(patch_size) + 1")
     config.vq_config.channel_multiplier = list(preset["vq_multiplier"])
     config.vq_config.num_res_blocks = preset["vq_res_blocks"]
+    if "vision_hidden" in preset:
+        vision = config.vision_config
+        vision.hidden_size, vision.num_hidden_layers = preset["vision_hidden"], preset["vision_layers"]
+        vision.num_attention_heads = preset["vision_heads"]
     return config
+
+
+def start_vq(vq, source: str) -> None:
+    """Load the VQ weights of a Janus checkpoint (a folder, or a backbone shipped in this package)."""
+    path = Path(source)
+    if not path.is_dir():
+        path = Path(__file__).parent / "weights" / source
+    donor = JanusForConditionalGeneration.from_pretrained(path, dtype=torch.float32).model.vqmodel
+    vq.load_state_dict(donor.state_dict())
 
 
 def pick(snapshots: list[dict], band: tuple[float, float]) -> dict:
@@ -110,7 +151,8 @@ def pick(snapshots: list[dict], band: tuple[float, float]) -> dict:
 
 def train(args: argparse.Namespace, log=print) -> dict:
     preset = dict(PRESETS[args.preset])
-    for key in ("examples", "vq_steps", "lm_steps"):
+    world = WORLDS[preset["world"]]
+    for key in ("examples", "vq_steps", "vq_batch", "lm_steps", "pairs"):
         if getattr(args, key) is not None:
             preset[key] = getattr(args, key)
     device = pick_device(args.device)
@@ -124,12 +166,17 @@ def train(args: argparse.Namespace, log=print) -> dict:
         report["seconds"][name] = round(time.perf_counter() - clock, 1)
         clock = time.perf_counter()
 
-    held = held_out(args.eval_prompts)
-    data = make_examples(preset["examples"], preset["image_size"], args.workers)
-    leaked = leaks(data, held_out(), preset["image_size"])
+    if preset["image_size"] != world.image_size and not args.preset.startswith("toy"):
+        raise SystemExit(f"the {world.name} world renders at {world.image_size} px, the preset at {preset['image_size']}")
+    held = held_out(args.eval_prompts, world)
+    data = make_examples(preset["examples"], world, args.workers)
+    leaked = leaks(data, held_out(world=world), world)
     if leaked:
         raise SystemExit(f"training data contain held-out prompts: {leaked[:5]}")
-    report["seeds"] = {"train_data": TRAIN_SEED, "held_out": HELD_OUT_SEED, "init": args.seed}
+    if preset["image_size"] != world.image_size:  # toy presets: smaller renders of the same scenes
+        data.images = np.stack([np.asarray(render(scene, preset["image_size"])) for scene in data.scenes])
+    report["seeds"] = {"train_data": TRAIN_SEED, "held_out": world.held_out_seed, "init": args.seed}
+    report["world"] = world.name
     report["data"] = {"examples": len(data), "distinct_prompts": len({r.prompt for r in data.records}), "leaks": 0}
     log(f"data: {len(data)} examples, {report['data']['distinct_prompts']} distinct prompts, no held-out leak")
     lap("data")
@@ -147,11 +194,16 @@ def train(args: argparse.Namespace, log=print) -> dict:
     log(f"model: {report['parameters']}")
 
     vq = model.model.vqmodel
-    report["vq"] = train_vq(vq, data.images, preset["vq_steps"], preset["vq_batch"], seed=args.seed, log=log)
+    if preset.get("vq_from"):
+        start_vq(vq, preset["vq_from"])
+        report["vq_from"] = preset["vq_from"]
+    report["vq"] = train_vq(
+        vq, data.images, preset["vq_steps"], preset["vq_batch"], preset.get("vq_lr", 1e-3), args.seed, log
+    )
     if held:
-        reference = reference_images(held, preset["image_size"])
-        report["vq"]["reference_accuracy"] = summarize(score_images(reference, held))["overall"]
-        report["vq"]["reconstruction"] = summarize(score_images(decode(vq, encode(vq, reference)), held))
+        reference = reference_images(held, world)
+        report["vq"]["reference_accuracy"] = summarize(score_images(reference, held, world), world)["overall"]
+        report["vq"]["reconstruction"] = summarize(score_images(decode(vq, encode(vq, reference)), held, world), world)
         log(f"vq reconstructions of held-out reference scenes, oracle: {report['vq']['reconstruction']}")
     lap("vq")
 
@@ -159,13 +211,21 @@ def train(args: argparse.Namespace, log=print) -> dict:
     with torch.no_grad():  # image-token inputs start as the codes the decoder reads
         model.model.generation_embeddings.weight.copy_(F.normalize(vq.quantize.embedding.weight, dim=-1))
     processor = build_processor(tokenizer, config)
-    text_rows, image_rows = build_rows(JanusBackbone(model, processor), data.records, data.reasoning, tokens)
+    text_rows, image_rows = build_rows(JanusBackbone(model, processor, chat="template"), data.records, data.reasoning, tokens)
     text_rows, image_rows = text_rows.to(device), image_rows.to(device)
     log(f"rows: {len(text_rows)} reasoning + {len(image_rows)} image, length {text_rows.ids.shape[1]}")
+    pairs = None
+    if preset.get("pairs"):
+        prompts, images, match = draw_pairs(world, data, preset["pairs"], args.seed)
+        shown = torch.as_tensor(images, device=tokens.device)
+        recon = np.concatenate([decode(vq, tokens[shown[i : i + 512]]) for i in range(0, len(shown), 512)])
+        pairs = build_pairs(processor, [data.records[p].prompt for p in prompts], recon, match).to(device)
+        report["pairs"] = {"pairs": len(pairs), "yes": int(match.sum()), "seed": args.seed}
+        log(f"pairs: {len(pairs)} questions, {int(match.sum())} answered yes")
     lap("rows")
 
     snapshots: list[dict] = []
-    evaluator = Evaluator(held, args.eval_device, args.eval_workers)
+    evaluator = Evaluator(held, args.eval_device, args.eval_workers, world=world, judge_self=pairs is not None)
 
     def on_snapshot(step: int, stats: dict) -> None:
         path = work / f"step-{step:06d}"
@@ -180,20 +240,21 @@ def train(args: argparse.Namespace, log=print) -> dict:
     report["lm"] = train_lm(
         model, text_rows, image_rows, steps, preset["batch"], args.lr, args.seed,
         tuple(m for m in marks if m < steps) + (steps,), on_snapshot, seconds, log,
+        pairs=pairs, pair_batch=preset.get("pair_batch", 0),
     )
     lap("lm")
 
     try:
         for snap in snapshots if held else ():
             results = evaluator.results(snap["path"])
-            snap["baseline"] = summarize(results)
+            snap["baseline"] = summarize(results, world)
             (work / f"eval-step-{snap['step']:06d}.json").write_text(json.dumps(results, indent=1))
             log(f"baseline at step {snap['step']}: {snap['baseline']}")
     finally:
         evaluator.close()
     lap("eval")
 
-    chosen = pick(snapshots, tuple(args.band)) if held else snapshots[-1]
+    chosen = pick(snapshots, tuple(args.band or preset["band"])) if held else snapshots[-1]
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(chosen["path"], out)
@@ -216,14 +277,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0, help="weight initialisation and batch order")
     ap.add_argument("--examples", type=int, help="training examples (default: the preset's)")
     ap.add_argument("--vq-steps", type=int)
+    ap.add_argument("--vq-batch", type=int)
     ap.add_argument("--lm-steps", type=int)
+    ap.add_argument("--pairs", type=int, help="question pairs for the understanding branch (default: the preset's)")
     ap.add_argument("--lr", type=float, default=6e-4, help="language model learning rate")
     ap.add_argument("--snapshots", help="comma-separated LM steps to save and score besides the last "
                     "(default: the preset's)")
     ap.add_argument("--budget", type=float, help="seconds for the whole run: LM training stops early (with a "
                     "last snapshot) so that the run ends in time")
     ap.add_argument("--eval-reserve", type=float, default=60, help="seconds of --budget kept for the last scoring")
-    ap.add_argument("--band", type=float, nargs=2, default=(0.35, 0.65), help="baseline range to choose from")
+    ap.add_argument("--band", type=float, nargs=2, help="baseline range to choose from (default: the preset's)")
     ap.add_argument("--eval-prompts", type=int, default=200, help="score N held-out prompts (balanced over tags)")
     ap.add_argument("--eval-device", default="cpu", help="where snapshots are scored (beside the training)")
     ap.add_argument("--eval-workers", type=int, default=max(1, (os.cpu_count() or 1) - 4))

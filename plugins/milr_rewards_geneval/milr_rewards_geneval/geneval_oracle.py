@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from milr_core.bench.prompts import GENEVAL_CLASSES
 from milr_core.errors import MilrError
 from milr_core.hardware import pick_device
 from milr_core.interfaces import Critic, PromptRecord, Score
@@ -64,17 +65,7 @@ BGCOLOR = "#999"
 CLIP_BATCH = 16  # upstream DataLoader batch size
 
 # GenEval's class names (evaluation/object_names.txt): COCO's 80 thing classes in COCO order.
-CLASSES = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat", "traffic light",
-    "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog", "horse", "sheep", "cow",
-    "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella", "handbag", "tie", "suitcase", "frisbee",
-    "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove", "skateboard", "surfboard",
-    "tennis racket", "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
-    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "computer mouse", "tv remote",
-    "computer keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock",
-    "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
-)  # fmt: skip
+CLASSES = GENEVAL_CLASSES  # the classes GenEval's prompt files name (one list, kept in milr-core)
 # Detector label spellings that differ from GenEval's. The first three are how COCO (and
 # detectron2-style configs such as Mask2Former's) name them; the rest are older COCO/VOC spellings.
 ALIASES = {
@@ -254,7 +245,16 @@ class GenevalOracle(Critic):
         clip = load_open_clip(clip_arch, clip_tag, clip_weights, dev)
         return cls(model.to(dev).eval(), geneval_processor(), ColorClassifier(*clip, device=dev), **kwargs)
 
+    def check(self, record: PromptRecord) -> None:
+        # with no `include` every rule holds: a bare prompt would be judged correct whatever the image shows
+        if not record.include:
+            raise MilrError(
+                f"geneval judges GenEval records (tag, include); {record.prompt[:60]!r} has no 'include' "
+                "(a bare prompt: use `milr bench geneval` with GenEval metadata, or another critic)"
+            )
+
     def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
+        self.check(record)
         scores = []
         changed = ", ".join(f"{k}={v}" for k, v in self.options.recorded().items())
         options = f"; options {changed}" if changed else ""

@@ -5,12 +5,19 @@ from milr_core.plugins import hookimpl
 # Seed of the held-out `milr bench shapes` prompts; training sets must draw from other seeds.
 HELD_OUT_SEED = 7_000_001
 HELD_OUT_PROMPTS = 200
+SCENES_HELD_OUT_SEED = 7_000_017  # likewise for `milr bench scenes`
 
 
 def _shapes_oracle(backbone=None, **kwargs):
     from .shapes_oracle import ShapesOracle
 
     return ShapesOracle(**kwargs)  # reads pixels only: the backbone is not needed
+
+
+def _scenes_oracle(backbone=None, **kwargs):
+    from .scenes_oracle import ScenesOracle
+
+    return ScenesOracle(**kwargs)
 
 
 def _geneval(backbone=None, **kwargs):
@@ -67,6 +74,7 @@ def _t2i_compbench(backbone=None, **kwargs):
 @hookimpl
 def register_critics(register):
     register("shapes-oracle", _shapes_oracle, "GenEval's rules on objects found exactly in shapes-world images")
+    register("scenes-oracle", _scenes_oracle, "GenEval's rules plus a relative-size rule on objects found exactly in scenes-world images")
     register("geneval", _geneval, "GenEval's oracle: Mask2Former Swin-S detections, CLIP ViT-L-14 colours, GenEval's rules")
     register("mixed", _mixed, "GroundingDINO objects, counts and positions + BLIP VQA attributes (mean of atom scores)")
     register("clipscore", _clip("clipscore"), "CLIPScore with open_clip ViT-L-14: min(2.5 * max(cos, 0), 1)")
@@ -78,20 +86,28 @@ def register_critics(register):
     register("t2i-compbench", _t2i_compbench, "T2I-CompBench's score for each prompt's category (its tag)")
 
 
-def _shapes_prompts(path, limit):
-    """The held-out set, balanced over the six tags for any limit; a file is read as GenEval JSONL."""
-    if path is not None:
-        from milr_core.bench.prompts import load_geneval
+def _held_out(world: str, seed: int):
+    """A loader of the world's held-out set, balanced over its tags for any limit; a file is read as
+    GenEval JSONL."""
 
-        return load_geneval(path)[:limit]
-    from .shapes import prompt_set
+    def load(path, limit):
+        from importlib import import_module
 
-    return prompt_set(limit or HELD_OUT_PROMPTS, seed=HELD_OUT_SEED)
+        module = import_module(f"{__package__}.{world}")
+        if path is not None:
+            from milr_core.bench.prompts import load_geneval
+
+            return load_geneval(path, classes=module.CLASSES)[:limit]
+        return module.prompt_set(limit or HELD_OUT_PROMPTS, seed=seed)
+
+    return load
 
 
 @hookimpl
 def register_benchmarks(register):
     from milr_core.bench.prompts import Benchmark
 
-    shapes = Benchmark(_shapes_prompts, critic="shapes-oracle", backbone="janus-shapes")
+    shapes = Benchmark(_held_out("shapes", HELD_OUT_SEED), critic="shapes-oracle", backbone="janus-shapes")
     register("shapes", lambda **kw: shapes, f"{HELD_OUT_PROMPTS} held-out shapes-world prompts in GenEval format")
+    scenes = Benchmark(_held_out("scenes", SCENES_HELD_OUT_SEED), critic="scenes-oracle", backbone="janus-scenes")
+    register("scenes", lambda **kw: scenes, f"{HELD_OUT_PROMPTS} held-out scenes-world prompts (GenEval's six forms and four more)")

@@ -42,7 +42,7 @@ SIZES = {"small": 0.18, "large": 0.26}  # bounding-box side, share of the image 
 TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 GRID = 3
 MIN_GAP = 0.05  # smallest distance between two objects, share of the image side (3 px at 64 px)
-NUMBERS = ("zero", "one", "two", "three", "four")
+NUMBERS = ("zero", "one", "two", "three", "four", "five", "six")  # GenEval counts to four; the scenes world to six
 STAR_INNER = 0.5  # inner/outer radius; fatter than a pentagram so small stars keep their points
 
 
@@ -218,17 +218,21 @@ def _place(cell: tuple[int, int], size: str, rng: np.random.Generator) -> tuple[
     return ((col + 0.5) * cell_side + dx, (row + 0.5) * cell_side + dy)
 
 
-def scene_for(record: PromptRecord, rng: np.random.Generator, tries: int = 100) -> Scene:
+def scene_for(
+    record: PromptRecord, rng: np.random.Generator, tries: int = 100, sizes: dict[int, str] | None = None
+) -> Scene:
     """A scene that satisfies `record` under GenEval's rules: exactly the included objects
-    (so exclude clauses on included classes hold), colours as asked, random otherwise."""
+    (so exclude clauses on included classes hold), colours as asked, random otherwise.
+    `sizes` fixes the size of the objects of some include clauses (by index)."""
+    sizes = sizes or {}
     for _ in range(tries):
         groups = _assign_cells(record, rng)
         if groups is None:
             continue
         scene = Scene()
-        for req, cells in zip(record.include, groups):
+        for index, (req, cells) in enumerate(zip(record.include, groups)):
             for cell in cells:
-                size = _pick(rng, list(SIZES))
+                size = sizes.get(index) or _pick(rng, list(SIZES))
                 color = req.get("color") or _pick(rng, list(PALETTE))
                 scene.objects.append(Shape(req["class"], color, _place(cell, size, rng), size))
         if judge(record, detections(scene)).correct:

@@ -31,14 +31,14 @@ COLOR_CUTOFF = 50.0  # RGB distance; palette colours are >= 100 apart, so a matc
 MIN_AREA = 0.002  # components below this share of the image are noise (a small star at 64 px is 0.014)
 
 
-def with_metadata(record: PromptRecord) -> PromptRecord:
+def with_metadata(record: PromptRecord, parse=parse_prompt, critic: str = "shapes-oracle") -> PromptRecord:
     """A bare prompt (e.g. from `milr generate`) gets its GenEval metadata from the prompt's words."""
     if record.include:
         return record
-    parsed = parse_prompt(record.prompt)
+    parsed = parse(record.prompt)
     if parsed is None:
         raise MilrError(
-            f"shapes-oracle cannot read {record.prompt!r}: it knows prompts like 'a photo of two red circles "
+            f"{critic} cannot read {record.prompt!r}: it knows prompts like 'a photo of two red circles "
             f"above a blue square' over {', '.join(CLASSES)} in {', '.join(PALETTE)}"
         )
     return parsed
@@ -48,24 +48,30 @@ class ShapesOracle(Critic):
     """GenEval rules on objects found exactly in shapes-world images."""
 
     name = "shapes-oracle"
+    # the world's prompt reader and verdict rules; a world with more prompt forms swaps them
+    parse = staticmethod(parse_prompt)
+    rules = staticmethod(judge)
 
     def __init__(self, color_cutoff: float = COLOR_CUTOFF, min_area: float = MIN_AREA):
         self.color_cutoff = color_cutoff
         self.min_area = min_area
 
+    def check(self, record: PromptRecord) -> None:
+        with_metadata(record)
+
     def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
-        record = with_metadata(record)
+        record = with_metadata(record, self.parse, self.name)
         scores = []
         for image in images:
             found = self.detect(image)
-            verdict = judge(record, found)
+            verdict = self.rules(record, found)
             head = "correct" if verdict.correct else f"incorrect: {verdict.reason}"
             scores.append(Score(verdict.fraction, f"{head} (found: {describe(found)})", verdict.correct))
         return scores
 
     def verdict(self, image: Image, record: PromptRecord) -> Verdict:
         """GenEval's 0/1 `correct`, the partial `fraction` and the reason."""
-        return judge(with_metadata(record), self.detect(image))
+        return self.rules(with_metadata(record, self.parse, self.name), self.detect(image))
 
     def detect(self, image: Image) -> list[Detection]:
         """Objects, largest first: with equal scores, size stands in for a detector's confidence."""

@@ -371,10 +371,13 @@ class T2ICompBench(Critic):
             "clip": lambda: ClipScore.load("t2i-clip", device=device),
         })  # fmt: skip
 
-    def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
+    def check(self, record: PromptRecord) -> None:
         if record.tag not in SCORERS:
             known = ", ".join(SCORERS)
             raise MilrError(f"t2i-compbench scores the categories {known}; this prompt's tag is {record.tag!r}")
+
+    def score(self, images: list[Image], record: PromptRecord) -> list[Score]:
+        self.check(record)
         parts = []
         for kind in SCORERS[record.tag]:
             if kind not in self.critics:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from milr_core.interfaces import Critic, PromptRecord, Score
 
 from .cache import AnswerCache, entry_key
-from .parsing import not_generated, parse_score, parse_wise, parse_wise_verified, wiscore
+from .parsing import declined, not_generated, parse_score, parse_wise, parse_wise_verified, wiscore
 from .prompts import NO_EXPLANATION
 from .settings import JudgeSettings
 from .transport import JudgeClient
@@ -50,6 +50,15 @@ def explanation(record: PromptRecord) -> str | None:
     return None
 
 
+NO_SCORE = "no score in the answer"
+
+
+def no_score(answer: str) -> str:
+    """Why `answer` gives no reward."""
+    refusal = declined(answer)
+    return f"the judge says it could not judge the image ({refusal!r})" if refusal else NO_SCORE
+
+
 def excerpt(text: str, limit: int = 200) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
@@ -64,6 +73,7 @@ class JudgeCritic(Critic):
         self.name, self.settings = name, settings
         self.client = JudgeClient(name, settings)
         self.cache = AnswerCache(settings.cache_dir)
+        self._reached = False
 
     def render(self, record: PromptRecord) -> str:
         return self.settings.template.format(prompt=record.prompt, explanation=explanation(record) or NO_EXPLANATION)
@@ -76,15 +86,22 @@ class JudgeCritic(Critic):
         }
         return ([{"role": "system", "content": self.settings.system}] if self.settings.system else []) + [user]
 
-    def verdict(self, answer: str) -> tuple[float, str] | None:
-        """(reward, what was read) or None when the answer holds no score."""
+    def parse_answer(self, answer: str) -> tuple[float, str]:
+        """(reward, what was read), or (NaN, why no score could be read)."""
         found = parse_score(answer, self.settings.scale_min, self.settings.scale_max)
         if found is None:
-            return None
+            return math.nan, no_score(answer)
         value, fragment = found
         detail = f"{excerpt(fragment, 60)} -> {value:.3f}"
         missing = not_generated(answer)
         return value, detail + (f"; not generated: {', '.join(missing)}" if missing else "")
+
+    def check(self, record: PromptRecord) -> None:
+        """The key is set where the server needs one (checked when the critic was made) and the server
+        answers: one GET /models with a short timeout, once per critic."""
+        if not self._reached:
+            self.client.reach()
+            self._reached = True
 
     def score(self, images: list, record: PromptRecord) -> list[Score]:
         text = self.render(record)
@@ -102,20 +119,22 @@ class JudgeCritic(Critic):
     def _score_one(self, image, text: str) -> Score:
         s = self.settings
         digest = pixel_digest(image)
-        key = entry_key(digest, s.model, s.template, s.system, text)
+        key = entry_key(digest, s.base_url, s.model, s.template, s.system, text)
         cached = self.cache.get(key)
-        found = self.verdict(cached) if cached is not None else None
-        if found is not None:
-            return Score(found[0], f"{s.model}: {found[1]} (cached)")
+        if cached is not None:
+            value, detail = self.parse_answer(cached)
+            if not math.isnan(value):
+                return Score(value, f"{s.model}: {detail} (cached)")
         messages = self.messages(png_bytes(image), text)
         tries = s.parse_retries + 1
         for _ in range(tries):
             answer = self.client.ask(messages)
-            found = self.verdict(answer)
-            if found is not None:
+            value, detail = self.parse_answer(answer)
+            if not math.isnan(value):
                 self.cache.put(key, model=s.model, image_sha256=digest, text=text, answer=answer)
-                return Score(found[0], f"{s.model}: {found[1]}")
-        return Score(math.nan, f"{s.model}: no score in {tries} answer(s); last answer: {excerpt(answer)!r}")
+                return Score(value, f"{s.model}: {detail}")
+        why = "" if detail == NO_SCORE else f"; {detail}"
+        return Score(math.nan, f"{s.model}: no score in {tries} answer(s){why}; last answer: {excerpt(answer)!r}")
 
 
 class WiseCritic(JudgeCritic):
@@ -136,10 +155,10 @@ class WiseCritic(JudgeCritic):
         system = self.settings.system
         return ([{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []) + [user]
 
-    def verdict(self, answer: str) -> tuple[float, str] | None:
+    def parse_answer(self, answer: str) -> tuple[float, str]:
         parts = parse_wise(answer)
         if parts is None:
-            return None
+            return math.nan, no_score(answer)
         value = wiscore(parts)
         c, r, a = (parts[p] for p in ("consistency", "realism", "aesthetic_quality"))
         detail = f"consistency {c:g}, realism {r:g}, aesthetic {a:g} -> WiScore {value:.3f}"
@@ -151,6 +170,6 @@ class WiseCritic(JudgeCritic):
 class WiseVerifiedCritic(WiseCritic):
     """WISE_Verified (vllm_eval.py): the judge's 0/1 score, asked and read as upstream does."""
 
-    def verdict(self, answer: str) -> tuple[float, str] | None:
+    def parse_answer(self, answer: str) -> tuple[float, str]:
         value = parse_wise_verified(answer)
-        return None if value is None else (value, f"Score: {value:g}")
+        return (math.nan, no_score(answer)) if value is None else (value, f"Score: {value:g}")

@@ -78,26 +78,26 @@ class LocalJudgeCritic(Critic):
         self.cache = AnswerCache(settings.cache_dir)
 
     render = JudgeCritic.render
-    verdict = JudgeCritic.verdict
+    parse_answer = JudgeCritic.parse_answer
 
     def score(self, images: list, record: PromptRecord) -> list[Score]:
         s = self.settings
         text = self.render(record)
         digests = [pixel_digest(image) for image in images]
-        keys = [entry_key(d, s.model, s.template, s.system, text) for d in digests]
+        keys = [entry_key(d, "local", s.model, s.template, s.system, text) for d in digests]
         answers: list[str | None] = [self.cache.get(key) for key in keys]
         todo = [i for i, a in enumerate(answers) if a is None]
         for start in range(0, len(todo), s.batch):
             chunk = todo[start : start + s.batch]
             for i, answer in zip(chunk, self.vlm.answer([images[i] for i in chunk], text, s.system, s.max_tokens)):
                 answers[i] = answer
-                if self.verdict(answer) is not None:
+                if not math.isnan(self.parse_answer(answer)[0]):
                     self.cache.put(keys[i], model=s.model, image_sha256=digests[i], text=text, answer=answer)
         scores = []
         for i, answer in enumerate(answers):
-            found = self.verdict(answer)
-            if found is None:
-                scores.append(Score(math.nan, f"{s.model}: no score in the answer {excerpt(answer)!r}"))
+            value, detail = self.parse_answer(answer)
+            if math.isnan(value):
+                scores.append(Score(value, f"{s.model}: {detail}; answer: {excerpt(answer)!r}"))
             else:
-                scores.append(Score(found[0], f"{s.model}: {found[1]}" + ("" if i in todo else " (cached)")))
+                scores.append(Score(value, f"{s.model}: {detail}" + ("" if i in todo else " (cached)")))
         return scores

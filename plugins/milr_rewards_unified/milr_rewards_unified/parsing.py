@@ -3,7 +3,9 @@
 Judges answer in many shapes ("Final Score: 4", "Score: 4/5", "0.8", "8 out of
 10", `{"score": 7}`, "Yes."); each reader below recognises one shape, tried from
 the most explicit to the least. A number that lies outside the scale the judge
-was asked for is not guessed at: the answer counts as unparseable.
+was asked for is not guessed at: the answer counts as unparseable, and so does
+an answer in which the judge says it could not judge the image ("No, I cannot
+see any image"): its "No" is no verdict on the image.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ _LABEL = re.compile(
 )
 _FRACTION = re.compile(rf"({NUM})\s*(?:/|out\s+of)\s*({NUM})", re.IGNORECASE)
 _YES_NO = re.compile(r"[\W_]*(yes|no)\b", re.IGNORECASE)
+# a judge saying it could not look at or judge the image: no score, whatever numbers follow
+_DECLINED = re.compile(
+    r"\b(?:can ?not|can't|can’t|unable to|not able to|don't|do not)\s+(?:see|view|access|open|load|process|"
+    r"analy[sz]e|evaluate|assess)\s+(?:any|an|the|this|that|your|a)?\s*(?:attached|provided|uploaded|given)?\s*"
+    r"(?:image|picture|photo)s?\b"
+    r"|\bno (?:image|picture|photo)\b[^.\n]{0,30}?\b(?:provided|attached|shown|given|uploaded|included)\b",
+    re.IGNORECASE,
+)
 _BARE = re.compile(rf"[\s*]*({NUM})[\s*.!]*")
 # UnifiedReward's element list: "red cube (object): 0" marks an element the image lacks
 _ELEMENT_MISSING = re.compile(
@@ -103,8 +113,17 @@ def _normalise(x: float, denominator: float | None, lo: float, hi: float) -> flo
     return (x - lo) / (hi - lo) if lo <= x <= hi else None
 
 
+def declined(answer: str) -> str | None:
+    """The words in which the judge says it could not judge the image, or None."""
+    m = _DECLINED.search(strip_think(answer))
+    return " ".join(m.group().split()) if m else None
+
+
 def parse_score(answer: str, lo: float = 0.0, hi: float = 1.0) -> tuple[float, str] | None:
-    """(score in [0, 1], the fragment it was read from), or None if the answer holds no score on the lo..hi scale."""
+    """(score in [0, 1], the fragment it was read from), or None if the answer holds no score on the lo..hi scale
+    or the judge declined to judge."""
+    if declined(answer):
+        return None
     found = _read(strip_think(answer).strip(), lo, hi)
     if found is None or found[0] is None:
         return None

@@ -3,6 +3,16 @@
 Every field can be set as `<PREFIX>_<FIELD>` in the environment (e.g.
 MILR_UNIFIED_BASE_URL, MILR_GPT4O_MODEL, MILR_WISE_CONCURRENCY). The API key is
 never a setting: `api_key_env` names the variable that holds it.
+
+The critic's check, which runs before any weights load, asks the judge's server
+once for its model list (a 5 s timeout): no server there, or one that refuses
+the key, is a one-line error. A server that answers 429 or 5xx with
+`Retry-After` is waited for as it asks, up to `retry_after_max` seconds.
+Answers are cached under `cache_dir`, keyed by the image, the server's
+`base_url`, the model, the template and the text sent (never the key); a cache
+that cannot be written is a warning. An answer without a score, or one in which
+the judge says it could not see the image, gives a NaN reward (skipped by the
+search) with the reason in the score's detail.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ def default_cache_dir() -> Path:
 class JudgeBase(BaseModel):
     """What every judge needs: the model, what to ask it, and how to read its answer."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     model: str = Field(min_length=1, description="Model name the server knows.")
     template: str = Field(description="User message; placeholders {prompt} and {explanation}.")
@@ -73,6 +83,9 @@ class JudgeSettings(JudgeBase):
     max_retries: int = Field(4, ge=0, le=20, description="Retries after a 5xx, 429, timeout or connection error.")
     backoff: float = Field(1.0, ge=0, description="Seconds before the first retry; doubled for each further one.")
     backoff_max: float = Field(30.0, ge=0, description="Longest wait between retries.")
+    retry_after_max: float = Field(
+        60.0, ge=0, description="Longest wait a server may ask for with Retry-After; a longer one is an error."
+    )
     parse_retries: int = Field(1, ge=0, le=10, description="Times to ask again when an answer holds no score.")
     concurrency: int = Field(4, ge=1, le=256, description="Requests in flight at once across a batch.")
     temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature of the judge (0: repeatable).")

@@ -1,11 +1,16 @@
 """One chat completion from an OpenAI-compatible server, with retries and errors safe to show.
 
 The openai client's own retries are switched off so that the policy (which
-errors, how many times, how long to wait) is ours and visible in settings.
+errors, how many times, how long to wait) is ours and visible in settings. Its
+rule for a server that says how long to wait is kept: a `Retry-After` (or
+`retry-after-ms`) header on a retried answer replaces the backoff, up to
+`retry_after_max` seconds; a server that asks for longer gets a one-line error
+at once, since waiting that long inside a run is not what anyone wants.
 """
 
 from __future__ import annotations
 
+import email.utils
 import os
 import random
 import time
@@ -19,6 +24,29 @@ from .settings import JudgeSettings
 NO_KEY = "EMPTY"
 # openai's own policy: these statuses are worth another try
 RETRY_STATUSES = (408, 409, 429)
+# seconds the reachability check waits: a server that is up answers GET /models at once
+REACH_TIMEOUT = 5.0
+
+
+def retry_after(headers) -> float | None:
+    """Seconds the server asks to wait before the next request, from `retry-after-ms` or `Retry-After`
+    (seconds or an HTTP date), or None when it does not say."""
+    try:
+        return max(0.0, float(headers["retry-after-ms"]) / 1000)
+    except (KeyError, TypeError, ValueError):
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 class JudgeClient:
@@ -56,13 +84,28 @@ class JudgeClient:
         ceiling = min(self.settings.backoff_max, self.settings.backoff * 2 ** (retry - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
+    def reach(self) -> None:
+        """One GET /models with a short timeout and no retry: MilrError when no server answers there or it
+        refuses the key. Any other answer, an error status included, shows a server is there."""
+        openai = self._errors
+        try:
+            self._client.with_options(timeout=min(REACH_TIMEOUT, self.settings.timeout), max_retries=0).models.list()
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise MilrError(f"{self.where} refuses access with the API key in {self.settings.api_key_env}: "
+                            f"{self._explain(exc)}") from None
+        except openai.APIConnectionError as exc:
+            raise MilrError(f"cannot reach the {self.where}: {self._explain(exc)}") from None
+        except Exception:  # noqa: BLE001 - any other answer, an error status or a page that is no list, shows a server is there
+            pass
+
     def ask(self, messages: list[dict[str, Any]]) -> str:
         """The answer's text; MilrError once retries are spent or the server refuses the request."""
         s, openai = self.settings, self._errors
         last: Exception | None = None
+        asked: float | None = None  # the wait the server asked for with its last answer
         for attempt in range(s.max_retries + 1):
             if attempt:
-                time.sleep(self._delay(attempt))
+                time.sleep(self._delay(attempt) if asked is None else asked)
             try:
                 reply = self._client.chat.completions.create(
                     model=s.model, messages=messages, max_tokens=s.max_tokens, temperature=s.temperature,
@@ -71,10 +114,15 @@ class JudgeClient:
             except openai.APIStatusError as exc:
                 if exc.status_code < 500 and exc.status_code not in RETRY_STATUSES:
                     raise MilrError(f"{self.where} refused the request: {self._explain(exc)}") from None
-                last = exc
+                last, asked = exc, retry_after(exc.response.headers)
+                if asked is not None and asked > s.retry_after_max and attempt < s.max_retries:
+                    raise MilrError(
+                        f"{self.where} asks to wait {asked:.0f} s before the next request (Retry-After, after "
+                        f"{self._explain(exc)}), longer than retry_after_max = {s.retry_after_max:g} s"
+                    ) from None
                 continue
             except openai.APIConnectionError as exc:  # timeouts included
-                last = exc
+                last, asked = exc, None
                 continue
             except ValueError:  # a body that is not JSON
                 reply = None
