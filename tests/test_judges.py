@@ -474,6 +474,27 @@ def test_wise_judges_with_wises_own_messages(registry, server, tmp_path, wise_re
     assert "chat_template_kwargs" not in body
 
 
+def test_wise_verified_asks_for_a_binary_score(registry, server, tmp_path, wise_repo):
+    answers = iter(["I think **Score:** 1", "Score: 1"])  # the first is unreadable upstream: asked again
+    server.script = lambda n, body, headers: answer(next(answers))
+    record = PromptRecord("mooncakes", "CULTURE", extra={"Explanation": "round pastries"})
+    judge = critic(registry, "wise-verified", server, tmp_path, wise_repo=str(wise_repo))
+    [score] = judge.score([image(2)], record)
+    assert (score.value, score.detail) == (1.0, "Qwen3.5-35B-A3B: Score: 1")
+    body = server.requests[0][1]
+    assert body["model"] == "Qwen3.5-35B-A3B" and body["max_tokens"] == 500
+    assert body["chat_template_kwargs"] == {"enable_thinking": False} and len(server.requests) == 2
+
+
+def test_wise_without_a_checkout_says_where_its_prompt_comes_from(registry, tmp_path):
+    with pytest.raises(MilrError, match="set MILR_WISE_REPO to a clone of github.com/PKU-YuanGroup/WISE"):
+        registry.create("critic", "wise", backbone=None)
+    with pytest.raises(MilrError, match="cannot read WISE's judge prompt from .*vllm_eval.py"):
+        registry.create("critic", "wise-verified", backbone=None, wise_repo=str(tmp_path))
+    own = registry.create("critic", "wise", backbone=None, template="Rate {prompt}", base_url="http://127.0.0.1:9/v1")
+    assert own.settings.template == "Rate {prompt}" and own.settings.system is None
+
+
 # --- waiting as asked, the cache's key and limits, answers that are no score, the early check ------
 
 
@@ -575,25 +596,3 @@ def test_check_names_a_missing_server_or_a_refused_key(registry, server, tmp_pat
     with pytest.raises(MilrError, match="refuses access with the API key in MILR_UNIFIED_API_KEY") as exc:
         critic(registry, "unified", server, tmp_path).check(RECORD)
     assert SECRET not in str(exc.value)
-
-
-
-def test_wise_verified_asks_for_a_binary_score(registry, server, tmp_path, wise_repo):
-    answers = iter(["I think **Score:** 1", "Score: 1"])  # the first is unreadable upstream: asked again
-    server.script = lambda n, body, headers: answer(next(answers))
-    record = PromptRecord("mooncakes", "CULTURE", extra={"Explanation": "round pastries"})
-    judge = critic(registry, "wise-verified", server, tmp_path, wise_repo=str(wise_repo))
-    [score] = judge.score([image(2)], record)
-    assert (score.value, score.detail) == (1.0, "Qwen3.5-35B-A3B: Score: 1")
-    body = server.requests[0][1]
-    assert body["model"] == "Qwen3.5-35B-A3B" and body["max_tokens"] == 500
-    assert body["chat_template_kwargs"] == {"enable_thinking": False} and len(server.requests) == 2
-
-
-def test_wise_without_a_checkout_says_where_its_prompt_comes_from(registry, tmp_path):
-    with pytest.raises(MilrError, match="set MILR_WISE_REPO to a clone of github.com/PKU-YuanGroup/WISE"):
-        registry.create("critic", "wise", backbone=None)
-    with pytest.raises(MilrError, match="cannot read WISE's judge prompt from .*vllm_eval.py"):
-        registry.create("critic", "wise-verified", backbone=None, wise_repo=str(tmp_path))
-    own = registry.create("critic", "wise", backbone=None, template="Rate {prompt}", base_url="http://127.0.0.1:9/v1")
-    assert own.settings.template == "Rate {prompt}" and own.settings.system is None

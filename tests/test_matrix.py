@@ -37,7 +37,14 @@ JUDGES = {
     "unified": ("Final Score: 4", (4 - 1) / (5 - 1)),  # UnifiedReward's 1..5 scale
     "gpt-4o": ("Final Score: 7", 7 / 10),  # GPT-4o's 0..10 scale
     "wise": ("Consistency: 2\nRealism: 1\nAesthetic Quality: 1", (0.7 * 2 + 0.2 * 1 + 0.1 * 1) / 2),  # WiScore
+    "wise-verified": ("Score: 1", 1.0),  # WISE_Verified's 0/1
 }
+# WISE's critics read their judge messages from a WISE checkout; this stand-in builds them as WISE does
+WISE_SCRIPT = (
+    "def build_evaluation_messages(prompt_data, image_base64):\n"
+    "    return [{'role': 'system', 'content': [{'type': 'text', 'text': 'Judge.'}]},\n"
+    "            {'role': 'user', 'content': [{'type': 'text', 'text': f\"PROMPT: {prompt_data['Prompt']}\"}]}]\n"
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ STAND_INS = {
     # the tiny judge's vocabulary has no digits: it never answers with a score
     "unified-local": StandIn("geneval", "a photo of a dog", nan=True),
     "wise": StandIn("wise", "a photo of a dog", reward=JUDGES["wise"][1]),
+    "wise-verified": StandIn("wise", "a photo of a dog", reward=JUDGES["wise-verified"][1]),
     "t2i-clip": StandIn("t2i-non_spatial", "a dog chasing a cat"),
     "t2i-blip-vqa": StandIn("t2i-color", "a red book and a yellow vase"),
     "t2i-spatial": StandIn("t2i-spatial", "a dog on the left of a cat"),
@@ -158,9 +166,14 @@ def stand_ins(tmp_path_factory, tiny_judge, judge_server, one_thread):
         if file:
             (root / file).write_text(text)
 
-    for name, prefix in (("unified", "MILR_UNIFIED"), ("gpt-4o", "MILR_GPT4O"), ("wise", "MILR_WISE")):
+    for name, prefix in (("unified", "MILR_UNIFIED"), ("gpt-4o", "MILR_GPT4O"), ("wise", "MILR_WISE"),
+                         ("wise-verified", "MILR_WISE_VERIFIED")):  # fmt: skip
         # no answer cache: every image the server sees is one the command scored
         env |= {f"{prefix}_BASE_URL": judge_server.url, f"{prefix}_MODEL": name, f"{prefix}_CACHE_DIR": "off"}
+    for script in ("WISE_legacy/gpt_eval.py", "vllm_eval.py"):
+        (root / "WISE" / script).parent.mkdir(parents=True, exist_ok=True)
+        (root / "WISE" / script).write_text(WISE_SCRIPT)
+    env["MILR_WISE_REPO"] = root / "WISE"
 
     critics = registry().entries["critic"]
     with pytest.MonkeyPatch.context() as mp:
