@@ -135,8 +135,14 @@ class RunDir:
             raise MilrError(f"{path} is empty (written by an interrupted copy?); start again with --overwrite")
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, TypeError, ValueError) as exc:
-            raise MilrError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        except OSError as exc:
+            raise MilrError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except (RuntimeError, EOFError, pickle.UnpicklingError, TypeError, ValueError) as exc:
+            # torch's own messages run to paragraphs, or are empty (EOFError): name the fault instead
+            raise MilrError(
+                f"cannot resume from {path}: not a search state that milr saved, or cut short "
+                f"({type(exc).__name__}); start again with --overwrite"
+            ) from None
         digest = _settings_digest(record)
         if not isinstance(data, dict) or data.pop("run", None) != digest:
             raise MilrError(f"{path} belongs to another run (not the one in {self.root / CONFIG})")

@@ -53,14 +53,14 @@ def test_bad_values_and_empty_prompt(tiny):
 
 def test_missing_weights_folder(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "janus"}')
-    line = one_line_error(run("generate", "a cat", "--backbone", str(tmp_path)))
+    line = one_line_error(run("generate", "a photo of a red circle", "--backbone", str(tmp_path)))
     assert "not a complete Janus checkpoint" in line
 
 
 def test_generate_writes_the_documented_files(tiny, tmp_path):
     out = tmp_path / "run"
     short = tmp_path / "short.toml"
-    short.write_text("max_reasoning_tokens = 24\n")  # the random model never stops on its own
+    short.write_text("max_reasoning_tokens = 24\nprefix_rule = \"ceil\"\n")  # the random model never stops on its own
     result = run("generate", "a photo of a red cube", "--backbone", tiny, "--critic", "self", "--config", str(short),
                  "--steps", "2", "--threshold", "1.0", "--out", str(out), "--json", "--seed", "1")
     assert result.exit_code == 0, result.output
@@ -72,7 +72,8 @@ def test_generate_writes_the_documented_files(tiny, tmp_path):
     for t in trace:
         assert Image.open(out / t["images"][0]).size == (32, 32)
     final = json.loads((out / "final.json").read_text())
-    assert final["reward"] == max(t["rewards"][0] for t in trace) == summary["best_reward"]
+    assert final["reward"] == trace[-1]["rewards"][0]  # the last image, as the paper returns
+    assert summary["best_reward"] == max(t["rewards"][0] for t in trace)
     assert Image.open(out / "final.png").tobytes() == Image.open(out / final["image"]).tobytes()
     config = json.loads((out / "config.json").read_text())
     assert config["run"]["steps"] == 2 and config["run"]["seed"] == 1 and config["critic"]["name"] == "self"
@@ -95,7 +96,7 @@ def test_unwritable_output_folder(tiny, tmp_path):
 
 def test_an_interrupted_run_resumes_to_the_same_end(tiny, tmp_path, monkeypatch):
     short = tmp_path / "short.toml"
-    short.write_text("max_reasoning_tokens = 16\n")
+    short.write_text("max_reasoning_tokens = 16\nprefix_rule = \"ceil\"\n")
     args = ["generate", "a photo of a red cube", "--backbone", tiny, "--critic", "self", "--config", str(short),
             "--steps", "4", "--threshold", "1.0", "--seed", "3", "--json"]
     whole, part = tmp_path / "whole", tmp_path / "part"
@@ -138,7 +139,7 @@ def _trace(out):
 
 def test_an_empty_or_damaged_state_is_named_on_resume(tiny, tmp_path):
     short = tmp_path / "short.toml"
-    short.write_text("max_reasoning_tokens = 8\n")
+    short.write_text("max_reasoning_tokens = 8\nprefix_rule = \"ceil\"\n")
     out = tmp_path / "run"
     args = ["generate", "a red cube", "--backbone", tiny, "--critic", "self", "--config", str(short), "--steps", "1",
             "--threshold", "1.0", "--out", str(out)]
@@ -147,7 +148,7 @@ def test_an_empty_or_damaged_state_is_named_on_resume(tiny, tmp_path):
     state = out / "state.pt"
     state.write_bytes(b"")
     assert one_line_error(run(*args, "--resume")) == (
-        f"error: cannot resume from {state}: the file is empty; start again with --overwrite"
+        f"error: {state} is empty (written by an interrupted copy?); start again with --overwrite"
     )
     state.write_bytes(b"\x80\x02 not a torch file at all")
     line = one_line_error(run(*args, "--resume"))

@@ -30,7 +30,7 @@ from milr_core.plugins import Entry, registry
 pytestmark = pytest.mark.matrix
 
 LIMIT = 2  # prompts per bench run
-SETTINGS = "max_reasoning_tokens = 4\n"  # the random Janus never stops writing on its own
+SETTINGS = "max_reasoning_tokens = 4\nprefix_rule = \"ceil\"\n"  # the random Janus never stops writing on its own
 
 # What each judge's stand-in server answers, and the reward that answer must become.
 JUDGES = {
@@ -63,6 +63,7 @@ class StandIn:
 
 STAND_INS = {
     "shapes-oracle": StandIn("shapes", "a photo of two red circles", oracle=True),
+    "scenes-oracle": StandIn("scenes", "a photo of two red circles", oracle=True),
     "geneval": StandIn("geneval", None, oracle=True),
     "mixed": StandIn("geneval", "a photo of a red dog"),
     "clipscore": StandIn("geneval", "a photo of a dog"),
@@ -98,6 +99,7 @@ WISE = [
 # name: (benchmark, file its prompts are read from, the file's text); shapes uses its built-in set
 PROMPT_SETS = {
     "shapes": ("shapes", None, None),
+    "scenes": ("scenes", None, None),
     "geneval": ("geneval", "geneval.jsonl", "".join(json.dumps(r) + "\n" for r in GENEVAL)),
     "wise": ("wise", "wise.json", json.dumps(WISE)),
     "t2i-color": ("t2i-compbench", "color_val.txt", "a red book and a yellow vase\na green bench and a blue car\n"),

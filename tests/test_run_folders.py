@@ -41,7 +41,7 @@ def snapshot(folder):
 
 def test_api_returns_the_best_image_and_saves_the_layout(tmp_path):
     result = milr.generate(PROMPT, backbone=FakeBackbone(), critic=ScriptedCritic([0.1, 0.7, 0.3]), steps=2,
-                           threshold=1.0)
+                           threshold=1.0, return_image="best")
     assert result.out is None and result.reward == 0.7 and len(result.steps) == 3
     assert result.image is result.steps[1].images[0] and result.reasoning == result.steps[1].reasoning[0]
     folder = result.save(tmp_path / "saved")

@@ -23,8 +23,10 @@ def _interrupted(root: Path) -> str:
     folder = BenchDir(root)
     if not (root / "config.json").is_file():
         return "interrupted before any output was written"
+    total = folder.read_config().get("settings", {}).get("prompts", "?")
     done = folder.count_finished(folder.prompt_indices())
-    return f"interrupted; {done} prompts are finished and kept in {root}; run the same command again to go on with the rest"
+    return (f"interrupted; {done} of {total} prompts are finished and kept in {root}; "
+            "run the same command again to go on with the rest")
 
 
 @run_options
