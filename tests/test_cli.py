@@ -13,7 +13,8 @@ from milr_core.cli import app
 from milr_core.runs import RunDir
 
 runner = CliRunner()
-PROGRESS = re.compile(r"step \d+/\d+ reward \S+ best \S+$")
+# the plain progress lines of generate ("step k/K ...") and bench ("<benchmark> <mode>: n/N prompts, ETA ...")
+PROGRESS = re.compile(r"(step \d+/\d+ reward \S+ best \S+|\S+ \S+: \d+/\d+ prompts, ETA .*)$")
 
 
 def run(*args):

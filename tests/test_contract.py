@@ -205,10 +205,10 @@ def test_output_folder_not_writable_or_not_empty(fake, tmp_path):
 
 def test_weights_folder_missing_files(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "janus"}')
-    line = fails("generate", "a cat", "--backbone", tmp_path)
+    line = fails("generate", "a photo of a red circle", "--backbone", tmp_path)
     assert line == f"error: {tmp_path} is not a complete Janus checkpoint: missing preprocessor_config.json"
     (tmp_path / "preprocessor_config.json").write_text("{}")
-    line = fails("generate", "a cat", "--backbone", tmp_path)
+    line = fails("generate", "a photo of a red circle", "--backbone", tmp_path)
     assert line == f"error: {tmp_path} is not a complete Janus checkpoint: missing *.safetensors"
 
 
@@ -319,8 +319,9 @@ def test_judge_server_down(fake, tmp_path, monkeypatch):
         monkeypatch.setenv(f"MILR_UNIFIED_{name}", value)
     out = tmp_path / "run"
     line = fails("generate", "a cat", "-b", "fake", "-c", "unified", "-o", out, alone=False)
-    assert line.startswith("error: unified judge ") and f"at {url}: no answer after 2 attempts; last error: " in line
-    assert _strict_json((out / "config.json").read_text())["critic"]["name"] == "unified"
+    # found by the critic's check, before any image is drawn; the new run folder is not left behind
+    assert line.startswith("error: cannot reach the unified judge ") and f"at {url}: " in line
+    assert not (out / "config.json").exists()
 
 
 # -- real processes: plugins that break, Ctrl-C ------------------------------------------------

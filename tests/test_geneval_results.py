@@ -113,7 +113,7 @@ def test_eval_with_the_geneval_critic_writes_the_jsonl_too(finished, monkeypatch
 
     class Registry:
         def get(self, kind, name):
-            return type("Entry", (), {"factory": staticmethod(lambda backbone=None: ScriptedOracle([1.0] * 6))})
+            return plugins.Entry(kind, name, lambda backbone=None: ScriptedOracle([1.0] * 6), "", "test")
 
     monkeypatch.setattr(plugins, "registry", lambda: Registry())
     summary = evaluate_folder(root, "geneval", show_progress=False)

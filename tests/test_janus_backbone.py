@@ -33,7 +33,7 @@ def test_reasoning_hidden_states_produce_their_tokens(bb):
 
 def test_reasoning_kv_cache_matches_a_full_rerun(bb):
     r = bb.reason(PROMPT, None, max_new_tokens=10)
-    prompt_ids = bb._chat([bb.instruction.format(prompt=PROMPT)], "text")["input_ids"][0]
+    prompt_ids = bb._reasoning_ids(PROMPT)["input_ids"][0]
     ids = torch.cat([prompt_ids, r.tokens[0]])[None]
     with torch.no_grad():
         full = bb.lm(input_ids=ids).last_hidden_state[0, len(prompt_ids) - 1 : -1]

@@ -373,8 +373,6 @@ def test_a_bad_critic_answer_is_one_line_naming_the_critic(case, command, script
     assert not list(out.rglob("result.json"))
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py / bench progress (i14): when stderr is not a terminal, the progress "
-                   "bar's last frame stays on stderr above the error line")
 @pytest.mark.parametrize("command", ["generate", "bench"])
 def test_without_json_the_error_is_still_the_only_line(command, scripted, tiny_janus_dir, settings, tmp_path):
     scripted(explode)

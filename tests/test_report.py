@@ -86,7 +86,7 @@ def test_run_page_embeds_every_image(run):
     alts = [alt for alt, _ in page.images]
     # baseline and best side by side, the curve, and one frame per image of every step
     assert alts[0] == "baseline (step 0): reward 0.200"
-    assert alts[1] == "MILR (best, step 2 sample 0): reward 0.600"
+    assert alts[1] == "MILR (last, step 3 sample 0): reward 0.500"  # the best sample of the last step
     assert "reward per step" in alts
     frames = [alt for alt in alts if alt.startswith("step ")]
     assert frames == [f"step {k} sample {i}: reward {r}" for k, i, r in [
@@ -125,7 +125,7 @@ def test_interrupted_run_still_reports(tmp_path):
     (root / "steps" / "003_01.png").unlink()  # killed while writing the last image
     page = Page(write_report([root]).read_text())
     assert "interrupted after step 3" in page.visible
-    assert "MILR (best, step 2 sample 0): reward 0.600" in [alt for alt, _ in page.images]
+    assert "MILR (last, step 2 sample 0): reward 0.600" in [alt for alt, _ in page.images]
     assert page.visible.count("image missing") == 1
 
 

@@ -111,12 +111,17 @@ def _header(run: Run) -> str:
     return f'<h1>MILR run</h1><p class="prompt">{esc(c.prompt)}</p>{facts(items)}'
 
 
+def _which(run: Run) -> str:
+    """Which image the run returns (RunConfig.return_image): the last or the best."""
+    return run.config.run.return_image
+
+
 def _baseline_vs_final(run: Run) -> str:
     step, sample, reward = run.best()
     final_path = run.root / "final.png" if run.final else run.root / run.trace[step].images[sample]
     cards = [
         (data_uri(run.root / run.trace[0].images[0]), f"baseline (step 0): reward {fmt(run.rewards[0][0])}"),
-        (data_uri(final_path), f"MILR (best, step {step} sample {sample}): reward {fmt(reward)}"),
+        (data_uri(final_path), f"MILR ({_which(run)}, step {step} sample {sample}): reward {fmt(reward)}"),
     ]
     figures = "".join(f"<figure>{img(uri, cap, 'big')}<figcaption>{esc(cap)}</figcaption></figure>" for uri, cap in cards)
     return f'<h2>Baseline and final image</h2><div class="pair">{figures}</div>'
@@ -138,7 +143,7 @@ def _film_strip(run: Run) -> str:
         moved = "+".join(t.groups) or "start"
         frames.append(f'<div class="frame"><b>step {t.step}</b><small>{esc(moved)}</small>{"".join(cells)}</div>')
     return (
-        '<h2>Every step</h2><p class="note">Outlined: the best image. Hover a frame for the critic\'s detail.</p>'
+        '<h2>Every step</h2><p class="note">Outlined: the image the run returns. Hover a frame for the critic\'s detail.</p>'
         f'<div class="strip">{"".join(frames)}</div>'
     )
 
