@@ -306,6 +306,12 @@ class Milr:
         movable = ({IMAGE} if m_v > 0 else set()) | ({TEXT} if m_t > 0 else set())
         # the reference searches only when both prefixes are non-empty (int lengths may be 0)
         search = c.prefix_rule != "floor" or ((m_v > 0 or IMAGE not in has) and (m_t > 0 or not write_text))
+        if not search and c.steps > 0 and resume is None:
+            log.warning(
+                "no search: int(ratio x length) is 0 for the %s prefix (%d text tokens, %d image tokens); the first "
+                "image is returned, as the reference does (prefix_rule = 'ceil' or a larger ratio searches)",
+                "text" if m_t == 0 and write_text else "image", m_t, m_v,
+            )
 
         def done(step: Step) -> None:
             steps.append(step)

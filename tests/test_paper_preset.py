@@ -97,10 +97,12 @@ def test_paper_prefix_lengths_are_int_and_count_the_end_token():
     assert m.start[IMAGE].shape == (5, 2, 8)  # int(0.1 * 50), both CFG rows
 
 
-def test_a_zero_prefix_means_no_search_and_the_first_image(bb):
+def test_a_zero_prefix_means_no_search_and_the_first_image(bb, caplog):
     critic = Wrong()
-    result = Milr(bb, critic, Joint(), paper(image_ratio=0.02)).run(PromptRecord(PROMPT))
+    with caplog.at_level("WARNING"):
+        result = Milr(bb, critic, Joint(), paper(image_ratio=0.02)).run(PromptRecord(PROMPT))
     assert len(result.steps) == 1 and result.final_step == 0
+    assert any("no search: int(ratio x length) is 0 for the image prefix" in r.getMessage() for r in caplog.records)
 
 
 def test_one_paper_step_equals_the_reference_formulas(bb):
