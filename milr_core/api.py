@@ -184,7 +184,6 @@ def generate(
         if callable(check):
             check(record_)  # an unreadable prompt or an unreachable judge, before the backbone loads
         backbone_obj = lazy.load() if isinstance(lazy, LazyBackbone) else lazy
-        backbone_obj.configure(cfg)
         device_type, dtype_name = hardware(backbone_obj)
         record = record.model_copy(update={
             "prompts": backbone_obj.prompt_strings(prompt),

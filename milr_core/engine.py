@@ -253,7 +253,6 @@ class Milr:
             raise MilrError(
                 f"strategy {self.strategy.name} moves no latent group of backbone {bb.name} (it has {', '.join(sorted(has))} latents)"
             )
-        bb.configure(c)
         n = c.samples
         steps: list[Step] = list(earlier)
         # the reference's ablations: image-only writes no reasoning text, text-only no image prefix

@@ -210,12 +210,8 @@ class Backbone(ABC):
         Only for a backbone with a categorical image head."""
         raise NotImplementedError(f"backbone {self.name} has no image head")
 
-    def configure(self, config) -> None:
-        """Called at the start of every run with its RunConfig: a backbone whose prompts depend
-        on the run's settings (the paper preset's chat strings) picks them here."""
-
     def prompt_strings(self, prompt: str) -> dict[str, str]:
-        """The exact chat strings the current settings send for `prompt` (recorded with each run);
+        """The exact chat strings this backbone sends for `prompt` (recorded with each run);
         the image's names the reasoning text `{reasoning}`."""
         return {}
 
