@@ -10,9 +10,11 @@ _image_prompt), so training sees exactly the token ids that generation feeds:
   prompt (pads except BOS/BOI) that classifier-free guidance runs beside the
   conditional one, so the guidance has something to contrast with.
 Rows are left-padded, with positions counted from the attention mask, as the
-backbone decodes them. Given question pairs (understanding.py), each step also
-trains the understanding branch (vision tower, aligner, decoder, lm_head) on a
-batch of them.
+backbone decodes them; reasoning rows are padded to their own (much shorter)
+length and run apart from the image rows, so no step spends compute on pads.
+Given question pairs (understanding.py), each step also trains the
+understanding branch (vision tower, aligner, decoder, lm_head) on a batch of
+them and of their images' captions.
 """
 
 from __future__ import annotations
@@ -25,10 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from .backbone import image_text
-from .understanding import Pairs, pair_loss
+from .understanding import IGNORE, Pairs, understanding_loss
 
 UNCOND = 0.1
-IGNORE = -100
 
 
 @dataclass
@@ -54,7 +55,9 @@ def _pad(seqs: list[list[int]], length: int, value: int = 0) -> torch.Tensor:
     return torch.tensor([[value] * (length - len(s)) + s for s in seqs], dtype=torch.long)
 
 
-def _rows(prompts: list[list[int]], targets: list[list[int]], image: bool, length: int) -> Rows:
+def _rows(prompts: list[list[int]], targets: list[list[int]], image: bool, length: int = 0) -> Rows:
+    """Rows of prompt + target, left-padded to `length` (at least the longest row)."""
+    length = max(length, max(len(p) + len(t) - 1 for p, t in zip(prompts, targets)))
     ids = [p + t[:-1] for p, t in zip(prompts, targets)]  # the last target is predicted, never fed
     labels = [[IGNORE] * (len(p) - 1) + t for p, t in zip(prompts, targets)]
     flags = [[0] * len(p) + [int(image)] * (len(t) - 1) for p, t in zip(prompts, targets)]
@@ -86,19 +89,24 @@ def build_rows(backbone, records, reasoning: list[str], image_tokens: torch.Tens
     text_prompts = [text_prompt[r.prompt] for r in records]
     text_targets = [a + [tok.eos_token_id] for a in answers]
     codes = image_tokens.cpu().tolist()
-    length = max(
-        max(len(p) + len(t) - 1 for p, t in zip(text_prompts, text_targets)),
-        max(len(p) for p in cond) + image_tokens.shape[1] - 1,
-    )
-    text = _rows(text_prompts, text_targets, False, length)
-    image = _rows(cond, codes, True, length)
-    image.uncond = _rows(uncond, codes, True, length).ids
-    return text, image
+    image = _rows(cond, codes, True)
+    image.uncond = _rows(uncond, codes, True, image.ids.shape[1]).ids
+    return _rows(text_prompts, text_targets, False), image
 
 
-def row_loss(model, ids, image, mask, labels, image_row) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """(text loss, image loss, token accuracies) of a batch of rows; image_row (n,) says
-    which rows' labels are image tokens."""
+def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cross-entropy, accuracy) over the labelled positions. Every position goes through the head
+    and the rest are ignored, rather than gathering the labelled ones, which would make the GPU
+    report their number to the CPU at every step."""
+    logits = logits.float()
+    loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
+    labelled = labels != IGNORE
+    return loss, ((logits.argmax(-1) == labels) & labelled).sum() / labelled.sum()
+
+
+def row_loss(model, ids, image, mask, labels, head) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, token accuracy) of a batch of rows whose labels `head` predicts (lm_head for
+    reasoning rows, generation_head for image rows)."""
     lm = model.model.language_model
     embeds = torch.where(
         image[..., None],
@@ -107,14 +115,7 @@ def row_loss(model, ids, image, mask, labels, image_row) -> tuple[torch.Tensor, 
     )
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     hidden = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions).last_hidden_state
-    labelled = labels != IGNORE
-    losses, accuracy = [], {}
-    for name, head, rows in (("text", model.lm_head, ~image_row), ("image", model.model.generation_head, image_row)):
-        sel = labelled & rows[:, None]
-        logits = head(hidden[sel]).float()
-        losses.append(F.cross_entropy(logits, labels[sel]))
-        accuracy[name] = float((logits.argmax(-1) == labels[sel]).float().mean())
-    return losses[0], losses[1], accuracy
+    return token_loss(head(hidden), labels)
 
 
 def trainable(model, understanding: bool = False) -> list[torch.nn.Parameter]:
@@ -150,40 +151,37 @@ def train_lm(
 ) -> dict:
     """Train with a constant learning rate after warmup, so the snapshot at step s is the model
     that `steps=s` trains. Half of each batch is reasoning rows, half image rows, plus pair_batch
-    question pairs when `pairs` are given. Stops early (with a last snapshot) once `seconds` have
+    question pairs and as many captions of their images when `pairs` are given. Stops early (with a last snapshot) once `seconds` have
     passed."""
     device = next(model.parameters()).device
     params = trainable(model, understanding=pairs is not None)
     model.train()
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.05)
+    # one fused kernel for the whole update: the model is small, so per-tensor launches add up
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.05, fused=device.type == "cuda")
     warmup = min(200, max(1, steps // 10))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
     gen = torch.Generator(device=device).manual_seed(seed)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     half = batch // 2
-    row_kind = torch.cat([torch.zeros(batch - half, dtype=torch.bool), torch.ones(half, dtype=torch.bool)]).to(device)
     t0, stats = time.perf_counter(), {}
     for step in range(1, steps + 1):
         ti = torch.randint(len(text), (batch - half,), device=device, generator=gen)
         ii = torch.randint(len(image), (half,), device=device, generator=gen)
         drop = torch.rand(half, device=device, generator=gen) < UNCOND
         image_ids = torch.where(drop[:, None], image.uncond[ii], image.ids[ii])
+        acc = {}
         with autocast:
-            text_loss, image_loss, acc = row_loss(
-                model,
-                torch.cat([text.ids[ti], image_ids]),
-                torch.cat([text.image[ti], image.image[ii]]),
-                torch.cat([text.mask[ti], image.mask[ii]]),
-                torch.cat([text.labels[ti], image.labels[ii]]),
-                row_kind,
+            text_loss, acc["text"] = row_loss(
+                model, text.ids[ti], text.image[ti], text.mask[ti], text.labels[ti], model.lm_head
+            )
+            image_loss, acc["image"] = row_loss(
+                model, image_ids, image.image[ii], image.mask[ii], image.labels[ii], model.model.generation_head
             )
             loss = text_loss + image_loss
             if pairs is not None:
                 pi = torch.randint(len(pairs), (pair_batch,), device=device, generator=gen)
-                answer_loss, acc["answer"] = pair_loss(
-                    model, pairs.ids[pi], pairs.mask[pi], pairs.pixels[pi], pairs.match[pi], pairs.choices
-                )
-                loss = loss + answer_loss
+                answer_loss, caption_loss, acc["answer"] = understanding_loss(model, pairs, pi)
+                loss = loss + answer_loss + caption_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -195,12 +193,15 @@ def train_lm(
                 "step": step,
                 "text_loss": round(text_loss.item(), 4),
                 "image_loss": round(image_loss.item(), 4),
-                "text_accuracy": round(acc["text"], 4),
-                "image_accuracy": round(acc["image"], 4),
+                "text_accuracy": round(acc["text"].item(), 4),
+                "image_accuracy": round(acc["image"].item(), 4),
                 "seconds": round(time.perf_counter() - t0, 1),
             }
             if pairs is not None:
-                stats.update(answer_loss=round(answer_loss.item(), 4), answer_accuracy=round(acc["answer"], 4))
+                stats.update(
+                    answer_loss=round(answer_loss.item(), 4), answer_accuracy=round(acc["answer"].item(), 4),
+                    caption_loss=round(caption_loss.item(), 4),
+                )
             log("lm " + " ".join(f"{k} {v}" for k, v in stats.items()))
         if step in snapshots or over:
             model.eval()

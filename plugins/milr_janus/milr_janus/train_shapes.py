@@ -156,6 +156,8 @@ def train(args: argparse.Namespace, log=print) -> dict:
         if getattr(args, key) is not None:
             preset[key] = getattr(args, key)
     device = pick_device(args.device)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 for what autocast leaves in float32
     out, work = Path(args.out), Path(args.work or f"{args.out}.work")
     work.mkdir(parents=True, exist_ok=True)
     report: dict = {"preset": args.preset, "settings": preset, "device": str(device), "seeds": {}, "seconds": {}}
@@ -219,9 +221,11 @@ def train(args: argparse.Namespace, log=print) -> dict:
         prompts, images, match = draw_pairs(world, data, preset["pairs"], args.seed)
         shown = torch.as_tensor(images, device=tokens.device)
         recon = np.concatenate([decode(vq, tokens[shown[i : i + 512]]) for i in range(0, len(shown), 512)])
-        pairs = build_pairs(processor, [data.records[p].prompt for p in prompts], recon, match).to(device)
+        pairs = build_pairs(
+            processor, [data.records[p].prompt for p in prompts], [data.reasoning[i] for i in images], recon, match
+        ).to(device)
         report["pairs"] = {"pairs": len(pairs), "yes": int(match.sum()), "seed": args.seed}
-        log(f"pairs: {len(pairs)} questions, {int(match.sum())} answered yes")
+        log(f"pairs: {len(pairs)} questions, {int(match.sum())} answered yes, and their images' captions")
     lap("rows")
 
     snapshots: list[dict] = []

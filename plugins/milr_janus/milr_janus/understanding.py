@@ -1,15 +1,25 @@
 """Train the understanding branch of a small Janus to answer the self critic's question.
 
 The question is SelfCritic's ("Does this image match the description: ...?
-Answer yes or no."), put through the processor exactly as the critic puts it,
-and the target is the first answer token. Pairs:
-- a prompt with its own example's image: a match, "yes";
-- a prompt with the image of another example of the same tag: labelled by the
-  world's rules on that image's scene geometry (world.truth), so mostly "no",
-  and "yes" where the other scene happens to satisfy the prompt as well.
-Same-tag pairs are near misses (a colour, a count, a relation apart), the
-mistakes generation makes. The images are the VQ model's reconstructions of the
-renders, which carry its artefacts as drawn images do.
+Answer yes or no."), in the chat the critic sends, and the target is the first
+answer token. Pairs:
+- a prompt with its own example's image: a match, "yes" (half of the pairs);
+- a prompt with the image of any other example (a quarter): easy negatives,
+  mostly of another tag, where a missing shape or colour gives the answer away;
+- a prompt with the image of another example of the same tag (a quarter): near
+  misses (a colour, a count, a relation apart), the mistakes generation makes.
+Negatives are labelled by the world's rules on the other scene's geometry
+(world.truth), so "yes" where that scene happens to satisfy the prompt too.
+
+One bit per question is too little for a fresh vision tower: trained on the
+questions alone, the answer loss stayed at ln 2 and P(yes) followed the prompt
+only (docs/research.md). So every image is also captioned: "Describe this
+image." answered with the scene's reasoning text (its objects, colours, sizes
+and places), a teacher-forced loss on every word that the vision tower and
+aligner can lower only by encoding the scene.
+
+The images are the VQ model's reconstructions of the renders, which carry its
+artefacts as drawn images do.
 """
 
 from __future__ import annotations
@@ -19,17 +29,26 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers.models.janus.processing_janus import DEFAULT_SYSTEM_PROMPT
 
 from .self_critic import DEFAULT_QUESTION, NO, YES, answer_token_ids
+from .shapes_vq import to_pixels
+
+CAPTION_QUESTION = "Describe this image."
+IGNORE = -100
 
 
 @dataclass
 class Pairs:
-    """Left-padded question rows with their images and the answer token each must predict."""
+    """Per image: a left-padded question row, a left-padded caption row (with its labels) and
+    the answer token the question must predict."""
 
     ids: torch.Tensor
     mask: torch.Tensor
-    pixels: torch.Tensor
+    caption_ids: torch.Tensor
+    caption_mask: torch.Tensor
+    caption_labels: torch.Tensor
+    images: torch.Tensor  # (n, h, w, 3) uint8, turned into pixel values per batch
     match: torch.Tensor  # (n,) bool: the answer is "yes"
     choices: torch.Tensor  # (2,) the token ids of "no" and "yes"
 
@@ -37,11 +56,12 @@ class Pairs:
         return len(self.ids)
 
     def to(self, device) -> Pairs:
-        return Pairs(*(t.to(device) for t in (self.ids, self.mask, self.pixels, self.match, self.choices)))
+        return Pairs(*(t.to(device) for t in vars(self).values()))
 
 
 def draw_pairs(world, examples, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(prompt example, image example, match) index arrays of n pairs, half of them own images."""
+    """(prompt example, image example, match) index arrays of n pairs: half own images, a quarter
+    any other example's, a quarter another of the same tag."""
     rng = np.random.default_rng(seed)
     by_tag: dict[str, list[int]] = {}
     for i, record in enumerate(examples.records):
@@ -49,8 +69,8 @@ def draw_pairs(world, examples, n: int, seed: int) -> tuple[np.ndarray, np.ndarr
     prompts = rng.integers(len(examples), size=n)
     images = prompts.copy()
     for k in range(0, n, 2):  # odd k keep their own image
-        same = by_tag[examples.records[prompts[k]].tag]
-        images[k] = same[int(rng.integers(len(same)))]
+        pool = by_tag[examples.records[prompts[k]].tag] if k % 4 else range(len(examples))
+        images[k] = pool[int(rng.integers(len(pool)))]
     match = np.array([
         p == i or world.truth(examples.records[p], examples.scenes[i], world.image_size).correct
         for p, i in zip(prompts, images)
@@ -58,44 +78,71 @@ def draw_pairs(world, examples, n: int, seed: int) -> tuple[np.ndarray, np.ndarr
     return prompts, images, match
 
 
-def build_pairs(processor, prompts: list[str], images: np.ndarray, match: np.ndarray, batch: int = 1024) -> Pairs:
-    """Rows for prompt i and uint8 image i, answer "yes" where match[i]."""
+def _chat_ids(processor, questions: list[str]) -> list[list[int]]:
+    """The ids the processor gives each question chat with one image (checked on the first),
+    without running its image processing on every image."""
     from PIL import Image
 
-    choices = [answer_token_ids(processor.tokenizer, words)[0] for words in (NO, YES)]
-    parts = []
-    for start in range(0, len(prompts), batch):
-        texts = [
-            processor.apply_chat_template(
-                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": DEFAULT_QUESTION.format(prompt=p)}]}],
-                add_generation_prompt=True,
-            )
-            for p in prompts[start : start + batch]
-        ]
-        pil = [Image.fromarray(image) for image in images[start : start + batch]]
-        parts.append(processor(text=texts, images=pil, padding=True, padding_side="left", return_tensors="pt"))
-    length = max(p["input_ids"].shape[1] for p in parts)
+    chats = [
+        processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}], add_generation_prompt=True
+        )
+        for q in questions
+    ]
+    image = processor.replace_image_token({}, 0)
+    texts = [DEFAULT_SYSTEM_PROMPT + c.replace(processor.image_token, image) for c in chats]
+    ids = processor.tokenizer(texts)["input_ids"]
+    size = processor.image_processor.size["height"]
+    reference = processor(text=chats[:1], images=[Image.new("RGB", (size, size))])["input_ids"][0]
+    if list(reference) != ids[0]:
+        raise RuntimeError("the processor's chat ids changed: update understanding._chat_ids")
+    return ids
 
-    def left_pad(t: torch.Tensor, value: int) -> torch.Tensor:
-        return F.pad(t, (length - t.shape[1], 0), value=value)
 
-    pad = processor.tokenizer.pad_token_id
+def _left_pad(rows: list[list[int]], length: int, value: int) -> torch.Tensor:
+    return torch.tensor([[value] * (length - len(r)) + r for r in rows], dtype=torch.long)
+
+
+def build_pairs(processor, prompts: list[str], captions: list[str], images: np.ndarray, match: np.ndarray) -> Pairs:
+    """Rows for prompt i against uint8 image i (answer "yes" where match[i]), and image i's
+    caption rows (captions[i] describes image i)."""
+    tok = processor.tokenizer
+    choices = [answer_token_ids(tok, words)[0] for words in (NO, YES)]
+    questions = _chat_ids(processor, [DEFAULT_QUESTION.format(prompt=p) for p in prompts])
+    asks = _chat_ids(processor, [CAPTION_QUESTION])[0]
+    answers = tok([" " + c for c in captions], add_special_tokens=False)["input_ids"]
+    fed = [asks + a for a in answers]  # the EOS after the caption is predicted, never fed
+    labels = [[IGNORE] * (len(asks) - 1) + a + [tok.eos_token_id] for a in answers]
+    q_len, c_len = max(map(len, questions)), max(map(len, fed))
     return Pairs(
-        torch.cat([left_pad(p["input_ids"], pad) for p in parts]),
-        torch.cat([left_pad(p["attention_mask"], 0) for p in parts]),
-        torch.cat([p["pixel_values"] for p in parts]).to(torch.bfloat16),
+        _left_pad(questions, q_len, tok.pad_token_id),
+        _left_pad([[1] * len(q) for q in questions], q_len, 0),
+        _left_pad(fed, c_len, tok.pad_token_id),
+        _left_pad([[1] * len(f) for f in fed], c_len, 0),
+        _left_pad(labels, c_len, IGNORE),
+        torch.as_tensor(images),
         torch.as_tensor(match, dtype=torch.bool),
         torch.tensor(choices),
     )
 
 
-def pair_loss(model, ids, mask, pixels, match, choices) -> tuple[torch.Tensor, float]:
-    """(cross-entropy of the answer token, accuracy of yes against no), by the self critic's forward pass."""
+def _hidden(model, ids, mask, pixels) -> torch.Tensor:
+    """Last hidden states of image chats, by the self critic's forward pass (positions follow the mask)."""
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(
-        input_ids=ids, pixel_values=pixels.to(model.dtype), attention_mask=mask, position_ids=positions,
-        logits_to_keep=1, use_cache=False,
-    ).logits[:, -1].float()
-    loss = F.cross_entropy(logits, choices[match.long()])
-    accuracy = float((logits[:, choices].argmax(-1) == match.long()).float().mean())
-    return loss, accuracy
+    return model.model(
+        input_ids=ids, pixel_values=pixels, attention_mask=mask, position_ids=positions, use_cache=False
+    ).last_hidden_state
+
+
+def understanding_loss(model, pairs: Pairs, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(answer cross-entropy, caption cross-entropy, answer accuracy) of the pairs at `index`."""
+    pixels = to_pixels(pairs.images[index], pairs.images.device).to(model.dtype)
+    match = pairs.match[index].long()
+    logits = model.lm_head(_hidden(model, pairs.ids[index], pairs.mask[index], pixels)[:, -1]).float()
+    answer = F.cross_entropy(logits, pairs.choices[match])
+    accuracy = (logits[:, pairs.choices].argmax(-1) == match).float().mean()
+    hidden = _hidden(model, pairs.caption_ids[index], pairs.caption_mask[index], pixels)
+    caption = F.cross_entropy(
+        model.lm_head(hidden).float().flatten(0, 1), pairs.caption_labels[index].flatten(), ignore_index=IGNORE
+    )
+    return answer, caption, accuracy
