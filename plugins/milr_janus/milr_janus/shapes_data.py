@@ -97,10 +97,11 @@ def _layout_key(prompt: str, image: np.ndarray) -> bytes:
     return hashlib.sha1(prompt.encode() + image.tobytes()).digest()
 
 
-def reference_images(held: list[PromptRecord], world: World = SHAPES) -> np.ndarray:
-    """A correct render for each held-out prompt (its reference layout), (n, size, size, 3) uint8."""
+def reference_images(held: list[PromptRecord], world: World = SHAPES, size: int | None = None) -> np.ndarray:
+    """A correct render for each held-out prompt (its reference layout), (n, size, size, 3) uint8,
+    at the world's size unless `size` says otherwise."""
     rng = np.random.default_rng(world.held_out_seed)
-    return np.stack([np.asarray(render(world.scene_for(r, rng), world.image_size)) for r in held])
+    return np.stack([np.asarray(render(world.scene_for(r, rng), size or world.image_size)) for r in held])
 
 
 def _reference_layouts(held: list[PromptRecord], world: World) -> dict[bytes, str]:

@@ -103,6 +103,38 @@ def agreement(p_yes: list[float], correct: list[int]) -> dict:
     }
 
 
+def matched_vs_swapped(backbone, records: list[PromptRecord], world: World, seed: int = 0) -> dict:
+    """The self critic on each prompt's correct render against the correct render of another prompt
+    of its tag (the next one, round the tag), skipping pairs where that render satisfies the prompt
+    too: how often the matching image gets the higher P(yes). A critic blind to the image is at 0.5."""
+    import numpy as np
+    from milr_rewards_geneval.shapes import render
+
+    from .self_critic import SelfCritic
+
+    rng = np.random.default_rng(seed)
+    scenes = [world.scene_for(r, rng) for r in records]
+    images = [render(s, world.image_size) for s in scenes]
+    by_tag: dict[str, list[int]] = {}
+    for i, record in enumerate(records):
+        by_tag.setdefault(record.tag, []).append(i)
+    pairs = [
+        (i, idx[(k + 1) % len(idx)]) for idx in by_tag.values() if len(idx) > 1 for k, i in enumerate(idx)
+        if not world.truth(records[i], scenes[idx[(k + 1) % len(idx)]], world.image_size).correct
+    ]
+    critic = SelfCritic.from_backbone(backbone, batch_size=16)
+    questions = [critic.question.format(prompt=records[i].prompt) for i, _ in pairs]
+    own = [s.value for s in critic.judge([images[i] for i, _ in pairs], questions)]
+    other = [s.value for s in critic.judge([images[j] for _, j in pairs], questions)]
+    wins = sum((a > b) + 0.5 * (a == b) for a, b in zip(own, other))
+    return {
+        "win_rate": round(wins / max(len(pairs), 1), 4),
+        "pairs": len(pairs),
+        "mean_p_yes_matched": round(sum(own) / max(len(own), 1), 4),
+        "mean_p_yes_swapped": round(sum(other) / max(len(other), 1), 4),
+    }
+
+
 def _evaluate_dir(path: str, records: list[dict], device: str, seed: int, world: str, judge_self: bool) -> list[dict]:
     from .backbone import JanusBackbone
 

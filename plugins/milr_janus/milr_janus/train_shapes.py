@@ -16,12 +16,13 @@ trained on a world of milr_rewards_geneval.worlds in five seeded steps:
    shapes, twice the pixels), which needs far fewer steps than a fresh one;
 4. the language model on reasoning text and image tokens (shapes_lm), saving
    a float16 checkpoint at each snapshot step; with the preset's `pairs`, the
-   understanding branch too, on yes/no questions (understanding.py), so that
-   the `self` critic means something;
+   understanding branch too, on yes/no questions and captions of their
+   images (understanding.py), so that the `self` critic looks at the image;
 5. each snapshot's baseline on the held-out prompts (shapes_eval, on CPU
    workers while the GPU trains); the chosen one goes to DIR with
    training.json (settings, seeds, times, accuracies, the self critic's
-   agreement with the oracle).
+   agreement with the oracle on the drawn images, and how often it prefers a
+   prompt's own render to a swapped one).
 
 The shipped models are deliberately imperfect, so MILR has room to improve on
 them: the chosen snapshot is the latest whose overall baseline lies in the
@@ -58,7 +59,7 @@ from milr_core.hardware import pick_device
 from .backbone import REASONING_INSTRUCTION, JanusBackbone
 from .self_critic import DEFAULT_QUESTION
 from .shapes_data import TRAIN_SEED, held_out, leaks, make_examples, reference_images, tokenizer_lines
-from .shapes_eval import Evaluator, score_images, summarize
+from .shapes_eval import Evaluator, matched_vs_swapped, score_images, summarize
 from .shapes_lm import build_rows, train_lm
 from .shapes_vq import decode, encode, train_vq
 from .tiny import build_processor, build_tokenizer, save_checkpoint, tiny_config
@@ -203,7 +204,7 @@ def train(args: argparse.Namespace, log=print) -> dict:
         vq, data.images, preset["vq_steps"], preset["vq_batch"], preset.get("vq_lr", 1e-3), args.seed, log
     )
     if held:
-        reference = reference_images(held, world)
+        reference = reference_images(held, world, preset["image_size"])
         report["vq"]["reference_accuracy"] = summarize(score_images(reference, held, world), world)["overall"]
         report["vq"]["reconstruction"] = summarize(score_images(decode(vq, encode(vq, reference)), held, world), world)
         log(f"vq reconstructions of held-out reference scenes, oracle: {report['vq']['reconstruction']}")
@@ -265,6 +266,10 @@ def train(args: argparse.Namespace, log=print) -> dict:
     report["snapshots"] = [{k: v for k, v in s.items() if k != "path"} for s in snapshots]
     report["chosen_step"] = chosen["step"]
     report["baseline"] = chosen.get("baseline")
+    if held and pairs is not None:
+        chosen_model = JanusBackbone.from_pretrained(str(out), device="cpu", chat="template")
+        report["self_matched_vs_swapped"] = matched_vs_swapped(chosen_model, held, world)
+        log(f"self critic, matching against swapped renders: {report['self_matched_vs_swapped']}")
     report["files"] = {f.name: f.stat().st_size for f in sorted(out.iterdir())}
     report["command"] = "python -m milr_janus.train_shapes " + " ".join(sys.argv[1:])
     (out / "training.json").write_text(json.dumps(report, indent=1) + "\n")

@@ -32,10 +32,10 @@ import torch.nn.functional as F
 from transformers.models.janus.processing_janus import DEFAULT_SYSTEM_PROMPT
 
 from .self_critic import DEFAULT_QUESTION, NO, YES, answer_token_ids
+from .shapes_lm import IGNORE, left_pad, token_loss
 from .shapes_vq import to_pixels
 
 CAPTION_QUESTION = "Describe this image."
-IGNORE = -100
 
 
 @dataclass
@@ -79,28 +79,30 @@ def draw_pairs(world, examples, n: int, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _chat_ids(processor, questions: list[str]) -> list[list[int]]:
-    """The ids the processor gives each question chat with one image (checked on the first),
-    without running its image processing on every image."""
+    """The ids the processor gives each question chat with one image: the chats are tokenized
+    with the single placeholder, which is then widened to the image's tokens, as the processor
+    does (checked on the first question) but without its slow per-image work."""
     from PIL import Image
 
-    chats = [
-        processor.apply_chat_template(
-            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": q}]}], add_generation_prompt=True
-        )
-        for q in questions
+    def chat(question: str) -> str:
+        content = [{"type": "image"}, {"type": "text", "text": question}]
+        return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+
+    mark = "\x00"  # rendering the template once, not once per question, saves most of the time
+    head, tail = chat(mark).split(mark)
+    chats = [head + q + tail for q in questions]
+    tok = processor.tokenizer
+    placeholder = tok.convert_tokens_to_ids(processor.image_token)
+    image = tok(processor.replace_image_token({}, 0), add_special_tokens=False)["input_ids"]
+    ids = [
+        [t for i in row for t in (image if i == placeholder else (i,))]
+        for row in tok([DEFAULT_SYSTEM_PROMPT + c for c in chats])["input_ids"]
     ]
-    image = processor.replace_image_token({}, 0)
-    texts = [DEFAULT_SYSTEM_PROMPT + c.replace(processor.image_token, image) for c in chats]
-    ids = processor.tokenizer(texts)["input_ids"]
     size = processor.image_processor.size["height"]
-    reference = processor(text=chats[:1], images=[Image.new("RGB", (size, size))])["input_ids"][0]
+    reference = processor(text=[chat(questions[0])], images=[Image.new("RGB", (size, size))])["input_ids"][0]
     if list(reference) != ids[0]:
         raise RuntimeError("the processor's chat ids changed: update understanding._chat_ids")
     return ids
-
-
-def _left_pad(rows: list[list[int]], length: int, value: int) -> torch.Tensor:
-    return torch.tensor([[value] * (length - len(r)) + r for r in rows], dtype=torch.long)
 
 
 def build_pairs(processor, prompts: list[str], captions: list[str], images: np.ndarray, match: np.ndarray) -> Pairs:
@@ -115,11 +117,11 @@ def build_pairs(processor, prompts: list[str], captions: list[str], images: np.n
     labels = [[IGNORE] * (len(asks) - 1) + a + [tok.eos_token_id] for a in answers]
     q_len, c_len = max(map(len, questions)), max(map(len, fed))
     return Pairs(
-        _left_pad(questions, q_len, tok.pad_token_id),
-        _left_pad([[1] * len(q) for q in questions], q_len, 0),
-        _left_pad(fed, c_len, tok.pad_token_id),
-        _left_pad([[1] * len(f) for f in fed], c_len, 0),
-        _left_pad(labels, c_len, IGNORE),
+        left_pad(questions, q_len, tok.pad_token_id),
+        left_pad([[1] * len(q) for q in questions], q_len, 0),
+        left_pad(fed, c_len, tok.pad_token_id),
+        left_pad([[1] * len(f) for f in fed], c_len, 0),
+        left_pad(labels, c_len, IGNORE),
         torch.as_tensor(images),
         torch.as_tensor(match, dtype=torch.bool),
         torch.tensor(choices),
@@ -142,7 +144,5 @@ def understanding_loss(model, pairs: Pairs, index: torch.Tensor) -> tuple[torch.
     answer = F.cross_entropy(logits, pairs.choices[match])
     accuracy = (logits[:, pairs.choices].argmax(-1) == match).float().mean()
     hidden = _hidden(model, pairs.caption_ids[index], pairs.caption_mask[index], pixels)
-    caption = F.cross_entropy(
-        model.lm_head(hidden).float().flatten(0, 1), pairs.caption_labels[index].flatten(), ignore_index=IGNORE
-    )
+    caption, _ = token_loss(model.lm_head(hidden), pairs.caption_labels[index])
     return answer, caption, accuracy
