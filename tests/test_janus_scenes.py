@@ -82,7 +82,8 @@ def test_question_and_caption_rows_are_what_the_critic_sends(scenes):
     pairs = build_pairs(processor, [data.records[p].prompt for p in prompts], [data.reasoning[i] for i in images],
                         data.images[images], match)
     critic = SelfCritic.from_backbone(scenes)
-    for k in (0, 3):
+    assert not match.all() and match.any()
+    for k in (*np.flatnonzero(~match)[:1], 3):
         chat = processor.apply_chat_template([{"role": "user", "content": [
             {"type": "image"}, {"type": "text", "text": critic.question.format(prompt=data.records[prompts[k]].prompt)}]}],
             add_generation_prompt=True)
@@ -98,6 +99,13 @@ def test_question_and_caption_rows_are_what_the_critic_sends(scenes):
         assert (labels[:-1][answer[:-1]] == fed[1:][answer[:-1]]).all()
         assert labels[-1] == processor.tokenizer.eos_token_id
         assert processor.tokenizer.decode(labels[answer][:-1]).strip() == data.reasoning[images[k]]
+        # a question's text after the image is predicted too where the image matches, never elsewhere
+        ids, described = pairs.ids[k], pairs.labels[k]
+        if match[k]:
+            assert (described[:-1][described[:-1] != IGNORE] == ids[1:][described[:-1] != IGNORE]).all()
+            assert processor.tokenizer.decode(described[described != IGNORE]).endswith("Answer yes or no.\n\n<|Assistant|>:")
+        else:
+            assert (described == IGNORE).all()
 
 
 def test_agreement_counts_both_kinds_of_error():
@@ -114,7 +122,7 @@ def test_scenes_recipe_runs_end_to_end_at_toy_scale(tmp_path):
                 "--snapshots", "2"])
     report = json.loads((out / "training.json").read_text())
     assert report["world"] == "scenes" and report["pairs"]["pairs"] == 8
-    assert "answer_loss" in report["lm"] and "caption_loss" in report["lm"]
+    assert {"answer_loss", "description_loss", "caption_loss", "answer_accuracy"} <= set(report["lm"])
     assert [s["step"] for s in report["snapshots"]] == [2, 3] and report["chosen_step"] in (2, 3)
     assert "self_agreement" in report["baseline"] and report["self_matched_vs_swapped"]["pairs"] > 0
     toy = JanusBackbone.from_pretrained(str(out), device="cpu")

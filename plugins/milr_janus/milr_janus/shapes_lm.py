@@ -192,8 +192,8 @@ def train_lm(
             loss = text_loss + image_loss
             if pairs is not None:
                 pi = torch.randint(len(pairs), (pair_batch,), device=device, generator=gen)
-                answer_loss, caption_loss, acc["answer"] = understanding_loss(model, pairs, pi)
-                loss = loss + answer_loss + caption_loss
+                understood = understanding_loss(model, pairs, pi)
+                loss = loss + understood["answer_loss"] + understood["description_loss"] + understood["caption_loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -210,10 +210,7 @@ def train_lm(
                 "seconds": round(time.perf_counter() - t0, 1),
             }
             if pairs is not None:
-                stats.update(
-                    answer_loss=round(answer_loss.item(), 4), answer_accuracy=round(acc["answer"].item(), 4),
-                    caption_loss=round(caption_loss.item(), 4),
-                )
+                stats.update({k: round(v.item(), 4) for k, v in understood.items()})
             log("lm " + " ".join(f"{k} {v}" for k, v in stats.items()))
         if step in snapshots or over:
             model.eval()

@@ -40,11 +40,12 @@ CAPTION_QUESTION = "Describe this image."
 
 @dataclass
 class Pairs:
-    """Per image: a left-padded question row, a left-padded caption row (with its labels) and
-    the answer token the question must predict."""
+    """Per image: a left-padded question row (with the labels of its text after the image), a
+    left-padded caption row (with its labels) and the answer token the question must predict."""
 
     ids: torch.Tensor
     mask: torch.Tensor
+    labels: torch.Tensor
     caption_ids: torch.Tensor
     caption_mask: torch.Tensor
     caption_labels: torch.Tensor
@@ -115,10 +116,19 @@ def build_pairs(processor, prompts: list[str], captions: list[str], images: np.n
     answers = tok([" " + c for c in captions], add_special_tokens=False)["input_ids"]
     fed = [asks + a for a in answers]  # the EOS after the caption is predicted, never fed
     labels = [[IGNORE] * (len(asks) - 1) + a + [tok.eos_token_id] for a in answers]
+    # Where the image matches, the question's text after it is a description of the image too,
+    # so it is also predicted word by word: the prompt's words become expected (or surprising)
+    # given the image at the very positions the answer reads.
+    end = tok.convert_tokens_to_ids(processor.image_end_token)
+    described = [
+        [IGNORE] * q.index(end) + (q[q.index(end) + 1 :] + [IGNORE] if m else [IGNORE] * (len(q) - q.index(end)))
+        for q, m in zip(questions, match)
+    ]
     q_len, c_len = max(map(len, questions)), max(map(len, fed))
     return Pairs(
         left_pad(questions, q_len, tok.pad_token_id),
         left_pad([[1] * len(q) for q in questions], q_len, 0),
+        left_pad(described, q_len, IGNORE),
         left_pad(fed, c_len, tok.pad_token_id),
         left_pad([[1] * len(f) for f in fed], c_len, 0),
         left_pad(labels, c_len, IGNORE),
@@ -136,13 +146,19 @@ def _hidden(model, ids, mask, pixels) -> torch.Tensor:
     ).last_hidden_state
 
 
-def understanding_loss(model, pairs: Pairs, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(answer cross-entropy, caption cross-entropy, answer accuracy) of the pairs at `index`."""
+def understanding_loss(model, pairs: Pairs, index: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Cross-entropies of the answer, of the matching questions' text and of the captions, and
+    the answer accuracy, of the pairs at `index`."""
     pixels = to_pixels(pairs.images[index], pairs.images.device).to(model.dtype)
     match = pairs.match[index].long()
-    logits = model.lm_head(_hidden(model, pairs.ids[index], pairs.mask[index], pixels)[:, -1]).float()
-    answer = F.cross_entropy(logits, pairs.choices[match])
-    accuracy = (logits[:, pairs.choices].argmax(-1) == match).float().mean()
+    logits = model.lm_head(_hidden(model, pairs.ids[index], pairs.mask[index], pixels))
+    last = logits[:, -1].float()
+    described, _ = token_loss(logits, pairs.labels[index])
     hidden = _hidden(model, pairs.caption_ids[index], pairs.caption_mask[index], pixels)
     caption, _ = token_loss(model.lm_head(hidden), pairs.caption_labels[index])
-    return answer, caption, accuracy
+    return {
+        "answer_loss": F.cross_entropy(last, pairs.choices[match]),  # over the vocabulary: all mass on the answers
+        "description_loss": described,
+        "caption_loss": caption,
+        "answer_accuracy": (last[:, pairs.choices].argmax(-1) == match).float().mean(),
+    }
