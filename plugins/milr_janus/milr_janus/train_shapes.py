@@ -74,14 +74,15 @@ PRESETS = {
         "snapshots": tuple(range(550, 1000, 50)), "band": (0.35, 0.65),
     },
     # 128 px, 8 px patches: 16 x 16 = 256 image tokens; the understanding branch is trained on
-    # question pairs through a larger vision tower (2 layers of 128)
+    # question pairs and captions through a larger vision tower (2 layers of 128). The run is held
+    # to --budget: snapshots every 300 steps, about the time 13 CPU workers need to score one
     "scenes": {
         "world": "scenes", "image_size": 128, "patch_size": 8, "hidden_size": 384, "layers": 6, "heads": 6,
         "codebook_size": 512, "vq_channels": 32, "vq_multiplier": (1, 2, 2, 4), "vq_res_blocks": 1,
         "vq_from": "janus-shapes", "vq_lr": 3e-4, "vision_hidden": 128, "vision_layers": 2, "vision_heads": 4,
         "examples": 32_000, "vq_steps": 600, "vq_batch": 64, "lm_steps": 4000, "batch": 256,
-        "pairs": 24_000, "pair_batch": 64,
-        "snapshots": (600, 900, 1200, 1600, 2000, 2500, 3000), "band": (0.3, 0.55),
+        "pairs": 32_000, "pair_batch": 64,
+        "snapshots": tuple(range(900, 4000, 300)), "band": (0.3, 0.55),
     },
     # for tests: seconds on a CPU, draws noise
     "toy": {
