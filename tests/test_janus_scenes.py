@@ -78,6 +78,7 @@ def test_question_and_caption_rows_are_what_the_critic_sends(scenes):
     data = make_examples(10, SCENES, workers=1)
     prompts, images, match = draw_pairs(SCENES, data, 10, seed=0)
     assert (prompts[1::2] == images[1::2]).all() and match[1::2].all()  # odd pairs keep their own image
+    assert (prompts[::2] == prompts[1::2]).all()  # ... and ask about the same prompt as the pair before
     processor = scenes.processor
     pairs = build_pairs(processor, [data.records[p].prompt for p in prompts], [data.reasoning[i] for i in images],
                         data.images[images], match)

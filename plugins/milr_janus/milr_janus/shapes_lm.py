@@ -191,7 +191,8 @@ def train_lm(
             )
             loss = text_loss + image_loss
             if pairs is not None:
-                pi = torch.randint(len(pairs), (pair_batch,), device=device, generator=gen)
+                pi = 2 * torch.randint(len(pairs) // 2, (pair_batch // 2,), device=device, generator=gen)
+                pi = torch.cat([pi, pi + 1])  # both questions about each prompt (understanding.draw_pairs)
                 understood = understanding_loss(model, pairs, pi)
                 loss = loss + understood["answer_loss"] + understood["description_loss"] + understood["caption_loss"]
         opt.zero_grad(set_to_none=True)

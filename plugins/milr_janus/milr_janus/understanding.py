@@ -62,12 +62,14 @@ class Pairs:
 
 def draw_pairs(world, examples, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(prompt example, image example, match) index arrays of n pairs: half own images, a quarter
-    any other example's, a quarter another of the same tag."""
+    any other example's, a quarter another of the same tag. Pairs 2j and 2j + 1 ask about the same
+    prompt, 2j with another image and 2j + 1 with its own, and are trained together: a prior over
+    prompts then lowers the loss of neither, only the image can."""
     rng = np.random.default_rng(seed)
     by_tag: dict[str, list[int]] = {}
     for i, record in enumerate(examples.records):
         by_tag.setdefault(record.tag, []).append(i)
-    prompts = rng.integers(len(examples), size=n)
+    prompts = np.repeat(rng.integers(len(examples), size=-(-n // 2)), 2)[:n]  # pairs 2j, 2j + 1 share a prompt
     images = prompts.copy()
     for k in range(0, n, 2):  # odd k keep their own image
         pool = by_tag[examples.records[prompts[k]].tag] if k % 4 else range(len(examples))
