@@ -16,7 +16,7 @@ Rows (K = 10 for every search unless the row is about the budget; threshold 0.9 
    or just the larger prefix?);
 5. self and self-l2: MILR guided by janus-scenes' own understanding branch (`--critic self`), without
    and with the L2 pull to the start latents (l2 = 1), judged by the oracle; the table adds the share of
-   images the proxy passed (reward >= 0.9) and the oracle failed.
+   images the proxy passed (reward > 0.9) and the oracle failed.
 
     python benchmarks/scenes_ablation.py run --root runs/scenes-ablation --limit 100 --jobs 2 --device cpu
     python benchmarks/scenes_ablation.py table --root runs/scenes-ablation --out benchmarks/results/scenes.json

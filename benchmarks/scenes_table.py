@@ -6,7 +6,7 @@ A row is LABEL=FOLDER[,FOLDER...]: one folder per seed over the same prompts (a 
 the mean over its seeds). Every image is judged by scenes-oracle: a folder guided by the oracle
 keeps its own verdicts; any other folder's final images are judged again from their PNGs (the verdict
 is kept beside the image as oracle.json, which later runs read instead, so the PNGs can then go), and
-its proxy "passes" an image whose guiding reward reached the run's threshold.
+its proxy "passes" an image whose guiding reward exceeded the run's threshold (the search's stop rule).
 
 Intervals: B resamples of the prompts, drawn within each tag (the overall score is GenEval's mean
 over tags, so each tag keeps its size); each row's overall and its difference to the reference row
@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-SETTINGS = ("strategy", "steps", "samples", "lr", "threshold", "seed", "preset", "frozen", "l2", "reward_shaping")
+SETTINGS = ("strategy", "steps", "samples", "lr", "threshold", "seed", "preset", "frozen", "l2", "reward_shaping",
+            "text_ratio", "image_ratio", "advantage_norm", "trust_region", "image_lr_scale", "running_baseline",
+            "prefix_schedule", "text_temperature")
 
 
 def load_folder(folder: Path) -> dict:
@@ -56,7 +58,7 @@ def load_folder(folder: Path) -> dict:
                 kept.write_text(json.dumps({"file": sample["file"], "correct": verdict.correct,
                                             "fraction": verdict.fraction, "reason": verdict.reason}) + "\n")
             correct = json.loads(kept.read_text())["correct"]
-            proxy = sample["reward"] is not None and sample["reward"] >= config["run"]["threshold"]
+            proxy = sample["reward"] is not None and sample["reward"] > config["run"]["threshold"]
         records[result["index"]] = {"tag": result["tag"], "correct": correct, "proxy": proxy,
                                     "images": sample["images"]}
     return {"settings": config, "prompts": records}
