@@ -22,7 +22,7 @@ Rows (K = 10 for every search unless the row is about the budget; threshold 0.9 
     python benchmarks/scenes_ablation.py table --root runs/scenes-ablation --out benchmarks/results/scenes.json
     python benchmarks/scenes_ablation.py pack --root runs/scenes-ablation --out scenes-ablation.tar.gz
 
-On a GPU host: `run ... --jobs 48 --device cuda --gpus 4 --deadline 400` (the jobs spread evenly over the 4 GPUs).
+On a GPU host: `run ... --jobs 42 --device cuda --gpus 4 --deadline 380` (the jobs spread evenly over the 4 GPUs).
 Every command runs in float32 (`--dtype float32`) on any device, so GPU folders are the same computation
 as the CPU commands. `table` reads whatever is finished: the prompts that every row finished, a
 folder missing or empty is listed as not run. `pack` keeps what `table` needs (settings, per-prompt
