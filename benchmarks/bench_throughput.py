@@ -77,7 +77,10 @@ def settings(args, records):
     from milr_core.bench.runner import BenchSettings, mode_config
     from milr_core.config import RunConfig
 
-    run = RunConfig(steps=args.steps, threshold=1.0, samples=1, seed=0, max_reasoning_tokens=args.reasoning_tokens)
+    # ceil prefixes: at least one token per group, so that every search runs all K steps on any shape
+    # (the paper's int rule leaves tiny's image prefix empty, and then no search runs)
+    run = RunConfig(steps=args.steps, threshold=1.0, samples=1, seed=0, max_reasoning_tokens=args.reasoning_tokens,
+                    prefix_rule="ceil")
     return BenchSettings(benchmark="shapes", prompts=len(records), prompts_sha256="-", mode="milr", images_per_prompt=1,
                          backbone=f"random-{args.shape}", critic="shapes-oracle", run=mode_config("milr", run, None))
 
@@ -192,6 +195,7 @@ def timed_bench(args, backbone, critic, records, indices, work: Path, device: st
     images = sum(s["images"] for r in results for s in r["samples"])
     out = {
         "searches": len(results), "images": images, "seconds": round(seconds, 2),
+        "images_per_search": round(images / len(results), 2),
         "images_per_s": round(images / seconds, 4), "searches_per_hour": round(3600 * len(results) / seconds, 1),
         "slots": bench.slots, "pooled": bench.pool, "start": wall, "end": wall + seconds,
         "rows_per_draw_call": {"max": max(rows), "mean": round(sum(rows) / len(rows), 2), "calls": len(rows)},
@@ -297,7 +301,7 @@ def worker(args) -> None:
     for r in range(args.repeats):
         dist.barrier()
         repeats.append(timed_bench(args, backbone, critic, records, mine, args.work / f"rank{rank}-{r}", device,
-                                   slots=slots, pool=gpu))
+                                   slots=slots, pool=True))
     info["gpu_at_end"] = nvidia_smi(device) if gpu else None
     (args.work / f"rank{rank}.json").write_text(json.dumps({**info, "repeats": repeats}))
     dist.barrier()
@@ -425,7 +429,7 @@ def main() -> None:
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()},
         "settings": {"shape": args.shape, "dtype": "bfloat16" if gpu else "float32", "prompts": args.prompts,
                      "old_prompts": args.old_prompts, "steps": args.steps, "threshold": 1.0, "samples": 1,
-                     "max_reasoning_tokens": args.reasoning_tokens, "strategy": "joint", "critic": "shapes-oracle",
+                     "max_reasoning_tokens": args.reasoning_tokens, "prefix_rule": "ceil", "strategy": "joint", "critic": "shapes-oracle",
                      "compile": os.environ.get("MILR_COMPILE", "0"), "repeats": args.repeats, "pin": args.pin},
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
     }
