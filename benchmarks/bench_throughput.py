@@ -93,7 +93,8 @@ TIMED = {"reason_many": "backbone", "draw_many": "backbone", "decode": "backbone
 
 @contextmanager
 def watched(backbone, critic, device: str):
-    """Yields (seconds per timed method, rows of every draw_many call) for the calls made inside;
+    """Yields (seconds per timed method, rows of every draw_many call, the decoders (rows x
+    positions) built and used) for the calls made inside;
     each timed call ends with a device sync, so that its GPU work is counted where it was asked for."""
     seconds = {name: 0.0 for name in TIMED}
     rows: list[int] = []
@@ -111,13 +112,25 @@ def watched(backbone, critic, device: str):
             return out
         return timed
 
+    def decoder(n: int, length: int):
+        # one not among the backbone's few kept decoders is built anew: its KV cache, and on a GPU its graph capture
+        if (n, length) not in backbone._decoders:
+            decoders["built"].append(f"{n}x{length}")
+        if f"{n}x{length}" not in decoders["shapes_used"]:
+            decoders["shapes_used"].append(f"{n}x{length}")
+        return make_decoder(n, length)
+
     for name, owner in TIMED.items():
         setattr(owners[owner], name, timer(name, getattr(owners[owner], name)))
+    decoders: dict[str, list] = {"built": [], "shapes_used": []}
+    make_decoder = backbone._decoder
+    backbone._decoder = decoder
     try:
-        yield seconds, rows
+        yield seconds, rows, decoders
     finally:
         for name, owner in TIMED.items():
             delattr(owners[owner], name)  # the class's method again
+        del backbone._decoder
 
 
 def nvidia_smi(device: str) -> dict | str:
@@ -185,7 +198,7 @@ def timed_bench(args, backbone, critic, records, indices, work: Path, device: st
     gpu = device.startswith("cuda")
     if gpu:
         torch.cuda.reset_peak_memory_stats()
-    with watched(backbone, critic, device) as (calls, rows), ClockWatch(device) if gpu else nullcontext() as watch:
+    with watched(backbone, critic, device) as (calls, rows, decoders), ClockWatch(device) if gpu else nullcontext() as watch:
         sync(device)
         start, wall = time.perf_counter(), time.time()
         bench.run_prompts(list(indices))
@@ -200,6 +213,7 @@ def timed_bench(args, backbone, critic, records, indices, work: Path, device: st
         "slots": bench.slots, "pooled": bench.pool, "start": wall, "end": wall + seconds,
         "rows_per_draw_call": {"max": max(rows), "mean": round(sum(rows) / len(rows), 2), "calls": len(rows)},
         "seconds_in": {**{k: round(v, 2) for k, v in calls.items()}, "host": round(seconds - sum(calls.values()), 2)},
+        "decoders": decoders,
     }
     if gpu:
         out["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
