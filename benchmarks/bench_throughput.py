@@ -371,17 +371,23 @@ print(before, peak[0], rss("VmHWM:"), on_gpu, seconds, b.model.device, b.model.d
 """
 
 
-def load_check(args, backbone, device: str) -> dict:
-    """Host memory of loading the saved weights onto the device, in a fresh process: peak anonymous
-    memory (sampled every 20 ms) and peak resident size (VmHWM, which counts the file pages mapped
-    while reading the safetensors too)."""
+def save_weights(args, backbone) -> dict:
+    """The one-GPU run's weights as a checkpoint for load_check (saved before the N-GPU part, which
+    needs GPU 0 free, and loaded after it, so that the part that matters most runs first)."""
     from milr_janus.tiny import save_checkpoint
 
     folder = args.work / f"checkpoint-{args.shape}"
     shutil.rmtree(folder, ignore_errors=True)
     t = time.perf_counter()
     save_checkpoint(backbone.model, backbone.tokenizer, folder)
-    saved = time.perf_counter() - t
+    return {"folder": str(folder), "save_s": round(time.perf_counter() - t, 1)}
+
+
+def load_check(args, saved: dict, device: str) -> dict:
+    """Host memory of loading the saved weights onto the device, in a fresh process: peak anonymous
+    memory (sampled every 20 ms) and peak resident size (VmHWM, which counts the file pages mapped
+    while reading the safetensors too)."""
+    folder = Path(saved.pop("folder"))
     size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
     done = subprocess.run([sys.executable, "-c", LOAD, str(folder), device], capture_output=True, text=True)
     shutil.rmtree(folder, ignore_errors=True)
@@ -395,8 +401,9 @@ def load_check(args, backbone, device: str) -> dict:
                 "peak_anon_gib: the peak of RssAnon (heap and other anonymous memory: what a load pays in host RAM), "
                 "sampled every 20 ms, including torch's and CUDA's own start-up; peak_rss_gib: VmHWM, the peak "
                 "resident size, which also counts the checkpoint's file pages mapped while reading (page cache, "
-                "reclaimable); device_gib: the memory torch holds on the device after the load.",
-        "checkpoint_gib": round(size / gib, 2), "save_s": round(saved, 1),
+                "reclaimable); device_gib: the memory torch holds on the device after the load; load_s: from a warm page "
+                "cache (the checkpoint was just written).",
+        "checkpoint_gib": round(size / gib, 2), **saved,
         "anon_before_load_gib": round(int(before) / gib, 2), "peak_anon_gib": round(int(anon) / gib, 2),
         "peak_anon_over_checkpoint": round(int(anon) / size, 3), "peak_rss_gib": round(int(hwm) / gib, 2),
         "device_gib": round(int(on_gpu) / gib, 2), "load_s": round(float(seconds), 1), "loaded_on": where, "dtype": dtype,
@@ -471,7 +478,7 @@ def main() -> None:
     res["build_s"] = round(time.perf_counter() - t, 1)
     run("one_gpu", lambda: one_gpu(args, backbone, critic, records, device))
     if args.load_check:
-        run("load_check", lambda: load_check(args, backbone, device))
+        run("load_check", lambda: save_weights(args, backbone))
     del backbone, critic
     gc.collect()  # the weights must leave GPU 0 before torchrun starts
     if gpu:
@@ -479,6 +486,8 @@ def main() -> None:
     many = f"torchrun_{args.gpus}_gpus"
     if args.gpus:
         run(many, lambda: many_gpus(args))
+    if "folder" in res.get("load_check", {}):
+        run("load_check", lambda: load_check(args, res["load_check"], device))
     batched = res["one_gpu"].get("batched", {}).get("images_per_s")
     if batched:
         speedups = [round(r["images_per_s"] / batched, 2) for r in res.get(many, {}).get("repeats", [])]
