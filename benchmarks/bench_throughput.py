@@ -136,12 +136,10 @@ def watched(backbone, critic, device: str):
 def nvidia_smi(device: str) -> dict | str:
     """This GPU's clocks, temperature and power now (nvidia-smi, addressed by PCI bus id)."""
     fields = "index,pci.bus_id,clocks.sm,clocks.max.sm,temperature.gpu,power.draw,utilization.gpu"
-    p = torch.cuda.get_device_properties(device)
-    bus = f"{p.pci_domain_id:08X}:{p.pci_bus_id:02X}:{p.pci_device_id:02X}.0"
     try:
-        out = subprocess.run(["nvidia-smi", "-i", bus, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        out = subprocess.run(["nvidia-smi", "-i", pci_address(device), f"--query-gpu={fields}",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired, AttributeError) as exc:  # AttributeError: a torch without PCI ids
         return f"nvidia-smi: {exc}"
     if out.returncode != 0:
         return f"nvidia-smi: {out.stdout.strip() or out.stderr.strip()}"
@@ -198,7 +196,8 @@ def timed_bench(args, backbone, critic, records, indices, work: Path, device: st
     gpu = device.startswith("cuda")
     if gpu:
         torch.cuda.reset_peak_memory_stats()
-    with watched(backbone, critic, device) as (calls, rows, decoders), ClockWatch(device) if gpu else nullcontext() as watch:
+    clocks = ClockWatch(device) if gpu else nullcontext()
+    with watched(backbone, critic, device) as (calls, rows, decoders), clocks as watch:
         sync(device)
         start, wall = time.perf_counter(), time.time()
         bench.run_prompts(list(indices))
@@ -240,7 +239,8 @@ def cpu_share(index: int, count: int, pin: bool) -> dict:
     if pin:
         os.sched_setaffinity(0, mine)
     torch.set_num_threads(share)
-    return {"pinned": pin, "torch_threads": torch.get_num_threads(), "affinity": ranges(sorted(os.sched_getaffinity(0)))}
+    affinity = ranges(sorted(os.sched_getaffinity(0)))
+    return {"pinned": pin, "torch_threads": torch.get_num_threads(), "affinity": affinity}
 
 
 def ranges(cores: list[int]) -> str:
@@ -254,10 +254,19 @@ def ranges(cores: list[int]) -> str:
     return ",".join(out)
 
 
+def pci_address(device: str) -> str:
+    """The GPU's PCI address (0000:19:00.0): how nvidia-smi and sysfs name the GPU that torch calls `device`
+    (their numbering need not follow torch's)."""
+    p = torch.cuda.get_device_properties(device)
+    return f"{p.pci_domain_id:04x}:{p.pci_bus_id:02x}:{p.pci_device_id:02x}.0"
+
+
 def gpu_cores(device: str) -> str | None:
     """The CPU cores local to this GPU (its NUMA node), from sysfs; None where not exposed."""
-    p = torch.cuda.get_device_properties(device)
-    path = Path(f"/sys/bus/pci/devices/{p.pci_domain_id:04x}:{p.pci_bus_id:02x}:{p.pci_device_id:02x}.0/local_cpulist")
+    try:
+        path = Path(f"/sys/bus/pci/devices/{pci_address(device)}/local_cpulist")
+    except AttributeError:  # a torch without PCI ids
+        return None
     return path.read_text().strip() if path.exists() else None
 
 
@@ -270,7 +279,8 @@ def one_gpu(args, backbone, critic, records, device: str) -> dict:
     if old:
         # warm-up: the one-row decoders' graphs, cuBLAS, the critic
         timed_bench(args, backbone, critic, records, [0], work / "warm-old", device, slots=1, pool=False)
-        res["one_at_a_time"] = timed_bench(args, backbone, critic, records, old, work / "old", device, slots=1, pool=False)
+        res["one_at_a_time"] = timed_bench(args, backbone, critic, records, old, work / "old", device,
+                                           slots=1, pool=False)
         backbone._decoders.clear()  # their KV caches: room for the batched decoders
         backbone._prompts.clear()
         if gpu:
@@ -279,7 +289,8 @@ def one_gpu(args, backbone, critic, records, device: str) -> dict:
     if gpu:
         res["gpu_at_start"] = nvidia_smi(device)
     res["warm_up_s"] = warm_batched(args, backbone, critic, records, mine, work / "warm", device, slots)
-    res["batched"] = timed_bench(args, backbone, critic, records, mine, work / "batched", device, slots=slots, pool=True)
+    res["batched"] = timed_bench(args, backbone, critic, records, mine, work / "batched", device,
+                                 slots=slots, pool=True)
     if gpu:
         res["gpu_at_end"] = nvidia_smi(device)
     if old:
@@ -401,12 +412,13 @@ def load_check(args, saved: dict, device: str) -> dict:
                 "peak_anon_gib: the peak of RssAnon (heap and other anonymous memory: what a load pays in host RAM), "
                 "sampled every 20 ms, including torch's and CUDA's own start-up; peak_rss_gib: VmHWM, the peak "
                 "resident size, which also counts the checkpoint's file pages mapped while reading (page cache, "
-                "reclaimable); device_gib: the memory torch holds on the device after the load; load_s: from a warm page "
-                "cache (the checkpoint was just written).",
+                "reclaimable); device_gib: the memory torch holds on the device after the load; load_s: from a "
+                "warm page cache (the checkpoint was just written).",
         "checkpoint_gib": round(size / gib, 2), **saved,
         "anon_before_load_gib": round(int(before) / gib, 2), "peak_anon_gib": round(int(anon) / gib, 2),
         "peak_anon_over_checkpoint": round(int(anon) / size, 3), "peak_rss_gib": round(int(hwm) / gib, 2),
-        "device_gib": round(int(on_gpu) / gib, 2), "load_s": round(float(seconds), 1), "loaded_on": where, "dtype": dtype,
+        "device_gib": round(int(on_gpu) / gib, 2), "load_s": round(float(seconds), 1), "loaded_on": where,
+        "dtype": dtype,
     }
 
 
@@ -423,7 +435,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shape", default="7b")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--prompts", type=int, default=64, help="with --gpus N: all ranks' prompts; the one GPU runs rank 0's")
+    ap.add_argument("--prompts", type=int, default=64,
+                    help="with --gpus N: all ranks' prompts; the one GPU runs rank 0's share")
     ap.add_argument("--old-prompts", type=int, default=4, help="prompts for the one-at-a-time runner (after a warm-up)")
     ap.add_argument("--steps", type=int, default=2, help="K: every search runs all of them")
     ap.add_argument("--reasoning-tokens", type=int, default=64)
@@ -450,7 +463,8 @@ def main() -> None:
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version()},
         "settings": {"shape": args.shape, "dtype": "bfloat16" if gpu else "float32", "prompts": args.prompts,
                      "old_prompts": args.old_prompts, "steps": args.steps, "threshold": 1.0, "samples": 1,
-                     "max_reasoning_tokens": args.reasoning_tokens, "prefix_rule": "ceil", "strategy": "joint", "critic": "shapes-oracle",
+                     "max_reasoning_tokens": args.reasoning_tokens, "prefix_rule": "ceil", "strategy": "joint",
+                     "critic": "shapes-oracle",
                      "compile": os.environ.get("MILR_COMPILE", "0"), "repeats": args.repeats, "pin": args.pin},
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
     }
