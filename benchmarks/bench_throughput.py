@@ -192,6 +192,7 @@ def timed_bench(args, backbone, critic, records, indices, work: Path, device: st
     from milr_core.strategies import Joint
 
     shutil.rmtree(work, ignore_errors=True)
+    backbone._prompts.clear()  # no run reuses an earlier run's prompt KV (the warm-up's, a repeat's)
     bench = Bench(settings(args, records), records, BenchDir(work), backbone, critic, Joint(), **bench_kw)
     gpu = device.startswith("cuda")
     if gpu:
@@ -222,11 +223,9 @@ def timed_bench(args, backbone, critic, records, indices, work: Path, device: st
 
 def warm_batched(args, backbone, critic, records, indices, work: Path, device: str, slots: int) -> float:
     """One untimed batched run of `slots` of these prompts: the batched shapes' first calls (CUDA graph
-    captures, first kernels) happen here, so that the timed run is steady-state work. The prompt KV
-    cache it fills is emptied: the timed run must not reuse the warm-up's prompts."""
+    captures, first kernels) happen here, so that the timed run is steady-state work."""
     t = time.perf_counter()
     timed_bench(args, backbone, critic, records, list(indices)[:slots], work, device, slots=slots, pool=True)
-    backbone._prompts.clear()
     return round(time.perf_counter() - t, 1)
 
 
@@ -282,7 +281,6 @@ def one_gpu(args, backbone, critic, records, device: str) -> dict:
         res["one_at_a_time"] = timed_bench(args, backbone, critic, records, old, work / "old", device,
                                            slots=1, pool=False)
         backbone._decoders.clear()  # their KV caches: room for the batched decoders
-        backbone._prompts.clear()
         if gpu:
             torch.cuda.empty_cache()
     mine = range(0, args.prompts, args.gpus) if args.gpus else range(args.prompts)  # rank 0's shard
@@ -345,12 +343,15 @@ def many_gpus(args) -> dict:
     repeats = []
     for r in range(args.repeats):
         runs = [rank["repeats"][r] for rank in ranks]
-        wall = max(x["end"] for x in runs) - min(x["start"] for x in runs)
+        first = min(x["start"] for x in runs)
+        wall = max(x["end"] for x in runs) - first
         images = sum(x["images"] for x in runs)
         repeats.append({
             "wall_s": round(wall, 2), "images": images, "images_per_s": round(images / wall, 4),
             "searches_per_hour": round(3600 * sum(x["searches"] for x in runs) / wall, 1),
-            "per_rank": [{k: v for k, v in x.items() if k not in ("start", "end")} for x in runs],
+            # a rank that started late was let go late by the barrier: that part of its lag is not its GPU's
+            "per_rank": [{"started_after_s": round(x["start"] - first, 3),
+                          **{k: v for k, v in x.items() if k not in ("start", "end")}} for x in runs],
         })
     keep = ("rank", "cpu", "gpu", "gpu_at_start", "gpu_at_end", "warm_up_s")
     return {"gpus": args.gpus, "repeats": repeats, "ranks": [{k: rank[k] for k in keep} for rank in ranks]}
