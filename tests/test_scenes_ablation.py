@@ -1,5 +1,6 @@
 """The scenes table's plan and its arithmetic (benchmarks/scenes_ablation.py, scenes_table.py)."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -49,3 +50,22 @@ def test_comparisons_are_paired_differences_of_the_overall():
     assert list(out["comparisons"]) == ["x - y"]
     assert out["rows"]["z"]["proxy_pass_oracle_fail"] == pytest.approx(0.25)
     assert np.isclose(out["rows"]["x"]["minus_reference"], 0.25)
+
+
+def test_a_proxy_guided_folder_is_judged_once_and_the_verdict_kept(tmp_path):
+    from PIL import Image
+
+    folder, prompt = tmp_path / "self-s0", tmp_path / "self-s0" / "00000"
+    (prompt / "samples").mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"settings": {"critic": "self", "run": {"threshold": 0.9}}}))
+    (prompt / "metadata.jsonl").write_text(json.dumps(
+        {"prompt": "a photo of a cross", "tag": "single_object", "include": [{"class": "cross", "count": 1}]}) + "\n")
+    (prompt / "result.json").write_text(json.dumps({"index": 0, "tag": "single_object", "samples": [
+        {"file": "samples/0000.png", "reward": 0.95, "images": 11}]}))
+    Image.new("RGB", (128, 128), "white").save(prompt / "samples" / "0000.png")  # no cross: the oracle fails it
+    first = scenes_table.load_folder(folder)["prompts"][0]
+    assert first == {"tag": "single_object", "correct": False, "proxy": True, "images": 11}  # passed by the proxy
+    assert json.loads((prompt / "oracle.json").read_text())["correct"] is False
+    (prompt / "samples" / "0000.png").unlink()  # packed without images: the kept verdict is read instead
+    (prompt / "oracle.json").write_text(json.dumps({"correct": True}))
+    assert scenes_table.load_folder(folder)["prompts"][0]["correct"] is True
