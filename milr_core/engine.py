@@ -155,10 +155,12 @@ def json_number(x: float) -> float | None:
 
 def prefix_length(ratio: float, total: int, rule: str = "ceil") -> int:
     """How many of `total` positions a prefix of share `ratio` takes: ceil (at least one of a
-    non-empty sequence) or floor, the reference's int(ratio * total), which may be 0."""
+    non-empty sequence) or floor, the reference's int(ratio * total), which may be 0 (kept with
+    its float rounding, as the reference has it). ceil rounds the product to 9 decimals first, so
+    that 0.2 * 1.5 * 10 (3.0000000000000004) takes 3 positions, not 4."""
     if rule == "floor":
         return int(ratio * total)
-    return min(total, math.ceil(ratio * total))
+    return min(total, math.ceil(round(ratio * total, 9)))
 
 
 def advantages(rewards: torch.Tensor, baseline: float) -> torch.Tensor:

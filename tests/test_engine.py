@@ -26,6 +26,7 @@ def test_prefix_lengths_follow_the_paper():
     assert prefix_length(0.2, 11) == 3  # ceil
     assert prefix_length(0.02, 576) == 12  # ceil(11.52)
     assert prefix_length(0.2, 0) == 0
+    assert prefix_length(0.2 * 1.5, 10) == 3  # 3.0000000000000004: no extra position from float rounding
 
 
 def test_latents_are_the_hidden_states_of_the_first_tokens():
