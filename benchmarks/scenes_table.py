@@ -4,8 +4,9 @@ critic than the oracle (`--critic self`), how often that proxy passed an image t
 
 A row is LABEL=FOLDER[,FOLDER...]: one folder per seed over the same prompts (a prompt's value is
 the mean over its seeds). Every image is judged by scenes-oracle: a folder guided by the oracle
-keeps its own verdicts; any other folder's final images are judged again from their PNGs, and its
-proxy "passes" an image whose guiding reward reached the run's threshold.
+keeps its own verdicts; any other folder's final images are judged again from their PNGs (the verdict
+is kept beside the image as oracle.json, which later runs read instead, so the PNGs can then go), and
+its proxy "passes" an image whose guiding reward exceeded the run's threshold (the search's stop rule).
 
 Intervals: B resamples of the prompts, drawn within each tag (the overall score is GenEval's mean
 over tags, so each tag keeps its size); each row's overall and its difference to the reference row
@@ -29,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-SETTINGS = ("strategy", "steps", "samples", "lr", "threshold", "seed", "preset", "frozen", "l2", "reward_shaping")
+SETTINGS = ("strategy", "steps", "samples", "lr", "threshold", "seed", "preset", "frozen", "l2", "reward_shaping",
+            "text_ratio", "image_ratio", "advantage_norm", "trust_region", "image_lr_scale", "running_baseline",
+            "prefix_schedule", "text_temperature")
 
 
 def load_folder(folder: Path) -> dict:
@@ -48,10 +51,14 @@ def load_folder(folder: Path) -> dict:
         if by_oracle:
             correct, proxy = bool(sample["correct"]), None
         else:
-            meta = json.loads((path.parent / "metadata.jsonl").read_text().splitlines()[0])
-            verdict = oracle.verdict(Image.open(path.parent / sample["file"]), PromptRecord.from_dict(meta))
-            correct = verdict.correct
-            proxy = sample["reward"] is not None and sample["reward"] >= config["run"]["threshold"]
+            kept = path.parent / "oracle.json"
+            if not kept.is_file():
+                meta = json.loads((path.parent / "metadata.jsonl").read_text().splitlines()[0])
+                verdict = oracle.verdict(Image.open(path.parent / sample["file"]), PromptRecord.from_dict(meta))
+                kept.write_text(json.dumps({"file": sample["file"], "correct": verdict.correct,
+                                            "fraction": verdict.fraction, "reason": verdict.reason}) + "\n")
+            correct = json.loads(kept.read_text())["correct"]
+            proxy = sample["reward"] is not None and sample["reward"] > config["run"]["threshold"]
         records[result["index"]] = {"tag": result["tag"], "correct": correct, "proxy": proxy,
                                     "images": sample["images"]}
     return {"settings": config, "prompts": records}
@@ -76,7 +83,9 @@ def interval(values: np.ndarray) -> list[float]:
     return [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)]
 
 
-def build(rows: dict[str, list[dict]], reference: str | None, b: int) -> dict:
+def build(rows: dict[str, list[dict]], reference: str | None, b: int,
+          comparisons: tuple[tuple[str, str], ...] = ()) -> dict:
+    """The table; `comparisons` (a, b): a's accuracy minus b's, paired, beside the reference's."""
     common = sorted(set.intersection(*(set(f["prompts"]) for fs in rows.values() for f in fs)))
     if not common:
         raise SystemExit("error: the folders share no finished prompt")
@@ -114,7 +123,11 @@ def build(rows: dict[str, list[dict]], reference: str | None, b: int) -> dict:
             row["proxy_pass_oracle_fail"] = round(float(hacked.mean()), 4)
             row["proxy_pass_oracle_fail_interval"] = interval(np.array([hacked[d].mean() for d in draws]))
         table[name] = row
-    return {"prompts": len(common), "reference": reference, "bootstrap": b, "rows": table}
+    paired = {f"{x} - {y}": {"difference": round(overall(correct[x] - correct[y], tags), 4),
+                             "interval": interval(boot[x] - boot[y])}
+              for x, y in comparisons if x in rows and y in rows}
+    return {"prompts": len(common), "reference": reference, "bootstrap": b, "rows": table,
+            **({"comparisons": paired} if comparisons else {})}
 
 
 def main() -> None:

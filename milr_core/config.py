@@ -134,6 +134,26 @@ class RunConfig(BaseModel):
         description="Estimator variant: after each step, every latent vector is pulled back to within this L2 "
         "distance of its start value (0 = off).",
     )
+    image_lr_scale: float = Field(
+        1.0,
+        gt=0,
+        le=100,
+        allow_inf_nan=False,
+        description="Estimator variant (per-group step sizes): the image latents' learning rate is lr times this "
+        "(1 = one rate for both groups).",
+    )
+    running_baseline: bool = Field(
+        False,
+        description="Estimator variant (a learned baseline): with one sample per step, each update's baseline is "
+        "the mean reward of the images before the rewarded one (the first update uses `baseline`). With binary "
+        "rewards every earlier image failed, so it is 0: pair it with reward_shaping = fraction.",
+    )
+    prefix_schedule: Literal["fixed", "first-score"] = Field(
+        "fixed",
+        description="Prefix ratios per prompt: fixed (text_ratio and image_ratio) or first-score, both ratios times "
+        "2 - s, s the critic's score of the first image (clamped to 0..1): a first image far from the prompt "
+        "searches up to twice the prefix, one that nearly passes keeps the fixed ratios.",
+    )
     frozen: bool = Field(
         False,
         description="Resample control: the latents never move (no gradient step), everything else as in MILR; "

@@ -17,6 +17,8 @@ first m_v image tokens (both CFG rows of each image token). Every later step
 It stops once a reward exceeds the threshold and returns the best image seen
 (or the last, `return_image`). With `frozen` the update is skipped: the same
 loop resamples from fixed latents, the control that shows what the gradient adds.
+The estimator variants (advantage_norm, trust_region, image_lr_scale, running_baseline)
+and prefix_schedule default to the above; each changes one named piece of it.
 RunConfig's `preset` chooses these settings together (config.py, PRESETS).
 After every step the whole search state can be handed out (`on_state`), and a
 search can go on from such a state (`run(resume=...)`) exactly as it would have.
@@ -153,10 +155,12 @@ def json_number(x: float) -> float | None:
 
 def prefix_length(ratio: float, total: int, rule: str = "ceil") -> int:
     """How many of `total` positions a prefix of share `ratio` takes: ceil (at least one of a
-    non-empty sequence) or floor, the reference's int(ratio * total), which may be 0."""
+    non-empty sequence) or floor, the reference's int(ratio * total), which may be 0 (kept with
+    its float rounding, as the reference has it). ceil rounds the product to 9 decimals first, so
+    that 0.2 * 1.5 * 10 (3.0000000000000004) takes 3 positions, not 4."""
     if rule == "floor":
         return int(ratio * total)
-    return min(total, math.ceil(ratio * total))
+    return min(total, math.ceil(round(ratio * total, 9)))
 
 
 def advantages(rewards: torch.Tensor, baseline: float) -> torch.Tensor:
@@ -276,13 +280,21 @@ class Milr:
                 text_tokens = torch.zeros(0, dtype=torch.long)
                 text_hidden = torch.zeros(0, bb.hidden_size)
                 texts, total = [""] * n, 0
-            m_t = prefix_length(c.text_ratio, total, c.prefix_rule) if write_text else 0
-            m_v = prefix_length(c.image_ratio, bb.latent_groups[IMAGE], c.prefix_rule) if IMAGE in has else 0
-            drawing = yield self._draw(record.prompt, texts, None, m_v)
+            # first-score may double the ratios once the first image is scored: read latents for that many
+            most = 2.0 if c.prefix_schedule == "first-score" else 1.0
+            n_image = bb.latent_groups[IMAGE] if IMAGE in has else 0
+            drawing = yield self._draw(record.prompt, texts, None,
+                                       prefix_length(min(1.0, most * c.image_ratio), n_image, c.prefix_rule))
+            images = yield DecodeCall(drawing)
+            scores = yield ScoreCall(images, record)
+            rewards, details, correct = self._rewards(scores)
+            scale = first_score_scale(scores) if c.prefix_schedule == "first-score" else 1.0
+            m_t = prefix_length(min(1.0, scale * c.text_ratio), total, c.prefix_rule) if write_text else 0
+            m_v = prefix_length(min(1.0, scale * c.image_ratio), n_image, c.prefix_rule)
             latents = {TEXT: text_hidden[:m_t].detach().float().clone().requires_grad_(True)}
             prefixes = {TEXT: text_tokens[:m_t].expand(n, -1).clone()}
             if IMAGE in has:
-                latents[IMAGE] = drawing.hidden[0].detach().float().clone().requires_grad_(True)
+                latents[IMAGE] = drawing.hidden[0][:m_v].detach().float().clone().requires_grad_(True)
                 prefixes[IMAGE] = drawing.tokens[:, :m_v].clone()
             start = {g: z.detach().clone() for g, z in latents.items()}
         else:
@@ -298,7 +310,7 @@ class Milr:
         self.latents, self.start = latents, start  # kept for inspection after the run
         opt_cls = torch.optim.Adam if c.optimizer == "adam" else torch.optim.SGD
         # one optimiser per group, so a group that rests keeps no momentum-driven drift
-        optimizers = {g: opt_cls([z], lr=c.lr) for g, z in latents.items()}
+        optimizers = {g: opt_cls([z], lr=c.lr * (c.image_lr_scale if g == IMAGE else 1.0)) for g, z in latents.items()}
         if resume is not None:
             for g, opt in optimizers.items():
                 opt.load_state_dict(resume.optimizers[g])
@@ -329,8 +341,6 @@ class Milr:
                 self.on_state(copy.deepcopy(state))  # a snapshot: the loop goes on changing its tensors
 
         if resume is None:
-            images = yield DecodeCall(drawing)
-            rewards, details, correct = self._rewards((yield ScoreCall(images, record)))
             done(Step(0, [], rewards, details, texts, images, None, time.perf_counter() - t0, correct))
         best = best_of(steps)
 
@@ -339,7 +349,8 @@ class Milr:
                 break
             t0 = time.perf_counter()
             groups = self.strategy.groups(k, c.steps) & movable
-            loss = self._update(latents, start, prefixes, optimizers, groups, rewards)
+            baseline = running_mean(steps[:-1]) if c.running_baseline and len(steps) > 1 else c.baseline
+            loss = self._update(latents, start, prefixes, optimizers, groups, rewards, baseline)
             if TEXT in groups:
                 with torch.no_grad():
                     temp = 0.0 if n == 1 else 1.0
@@ -359,13 +370,13 @@ class Milr:
         stopped_early = best[2] > c.threshold and len(steps) <= c.steps
         return Result.from_steps(steps, stopped_early, c.return_image)
 
-    def _update(self, latents, start, prefixes, optimizers, groups, rewards) -> float | None:
+    def _update(self, latents, start, prefixes, optimizers, groups, rewards, baseline: float | None = None) -> float | None:
         """One policy-gradient step on the moving groups; None when nothing could be learned."""
         r = torch.tensor(rewards, dtype=torch.float32)
         valid = ~torch.isnan(r)
         if not groups or not valid.any():
             return None
-        adv = advantages(r[valid], self.config.baseline)
+        adv = advantages(r[valid], self.config.baseline if baseline is None else baseline)
         if self.config.advantage_norm and adv.numel() > 1:
             adv = adv / (adv.std() + 1e-6)
         loss = torch.zeros(())
@@ -394,6 +405,19 @@ class Milr:
                     scale = (self.config.trust_region / moved.norm(dim=-1, keepdim=True).clamp_min(1e-12)).clamp(max=1)
                     latents[g].copy_(start[g] + moved * scale)
         return float(loss.detach())
+
+
+def running_mean(steps: Sequence[Step]) -> float:
+    """The mean of the steps' non-NaN rewards (0 when there are none): the running-mean baseline."""
+    seen = [r for s in steps for r in s.rewards if not math.isnan(r)]
+    return sum(seen) / len(seen) if seen else 0.0
+
+
+def first_score_scale(scores) -> float:
+    """2 - s, s the mean of the critic's scores of the first image(s) clamped to 0..1 (NaN ones left
+    out; none left: 1): how much first-score widens the prefix ratios."""
+    values = [min(1.0, max(0.0, float(x.value))) for x in scores if not math.isnan(float(x.value))]
+    return 2.0 - sum(values) / len(values) if values else 1.0
 
 
 def best_of(steps: list[Step]) -> tuple[int, int, float]:

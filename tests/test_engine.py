@@ -26,6 +26,7 @@ def test_prefix_lengths_follow_the_paper():
     assert prefix_length(0.2, 11) == 3  # ceil
     assert prefix_length(0.02, 576) == 12  # ceil(11.52)
     assert prefix_length(0.2, 0) == 0
+    assert prefix_length(0.2 * 1.5, 10) == 3  # 3.0000000000000004: no extra position from float rounding
 
 
 def test_latents_are_the_hidden_states_of_the_first_tokens():
@@ -229,3 +230,45 @@ def test_trust_region_keeps_every_latent_near_its_start(radius):
     for g in (TEXT, IMAGE):
         assert (free.latents[g] - free.start[g]).detach().norm(dim=-1).max() > radius  # it would have gone further
         assert (held.latents[g] - held.start[g]).detach().norm(dim=-1).max() <= radius + 1e-5
+
+
+def test_image_lr_scale_sets_the_image_step_alone():
+    rewards = [0.0, 0.0, 0.0]
+    runs = [Milr(FakeBackbone(), ScriptedCritic(rewards), Joint(), config(steps=1, optimizer="sgd", image_lr_scale=s))
+            for s in (1.0, 4.0)]
+    for m in runs:
+        m.run(RECORD)
+    moved = {g: [float((m.latents[g] - m.start[g]).detach().norm()) for m in runs] for g in (TEXT, IMAGE)}
+    assert moved[IMAGE][0] > 0 and moved[IMAGE][1] == pytest.approx(4 * moved[IMAGE][0], rel=1e-4)  # SGD: step ~ lr
+    assert moved[TEXT][1] == pytest.approx(moved[TEXT][0])
+
+
+def test_running_baseline_is_the_mean_of_the_earlier_rewards():
+    # rewards 0.2, 0.6, 0.2: the second update's baseline is 0.2 (step 0), the third's (0.2 + 0.6) / 2 = 0.4
+    seen = []
+    m = Milr(FakeBackbone(), ScriptedCritic([0.2, 0.6, 0.2, 0.2]), Joint(), config(steps=3, running_baseline=True))
+    update = m._update
+    m._update = lambda *a: seen.append(a[-1]) or update(*a)
+    m.run(RECORD)
+    assert seen == [pytest.approx(1.0), pytest.approx(0.2), pytest.approx(0.4)]  # the first: `baseline`
+    fixed = Milr(FakeBackbone(), ScriptedCritic([0.2, 0.6, 0.2, 0.2]), Joint(), config(steps=3))
+    update_fixed, seen_fixed = fixed._update, []
+    fixed._update = lambda *a: seen_fixed.append(a[-1]) or update_fixed(*a)
+    fixed.run(RECORD)
+    assert seen_fixed == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("first, image_positions, text_positions", [(0.0, 4, 4), (0.75, 3, 3), (1.0, 2, 2)])
+def test_first_score_widens_the_prefixes_of_a_poor_first_image(first, image_positions, text_positions):
+    # ceil(0.04 * 50) = 2 image positions, ceil(0.2 * 10) = 2 text positions at a first score of 1
+    bb = FakeBackbone(text_len=10)
+    m = Milr(bb, ScriptedCritic([first, 0.0]), Joint(), config(steps=1, threshold=1.0, image_ratio=0.04,
+                                                               prefix_schedule="first-score"))
+    m.run(RECORD)
+    assert m.start[IMAGE].shape[0] == image_positions and m.start[TEXT].shape[0] == text_positions
+    assert torch.equal(m.start[IMAGE], bb.hidden_image[:image_positions])
+    assert bb.draw_calls[1][1].shape[1] == image_positions  # the next image keeps the wider prefix
+    fixed = Milr(FakeBackbone(text_len=10), ScriptedCritic([first, 0.0]), Joint(),
+                 config(steps=1, threshold=1.0, image_ratio=0.04))
+    fixed.run(RECORD)
+    assert fixed.start[IMAGE].shape[0] == 2 and fixed.start[TEXT].shape[0] == 2
