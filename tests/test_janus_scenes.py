@@ -85,9 +85,11 @@ def test_question_and_caption_rows_are_what_the_critic_sends(scenes):
     critic = SelfCritic.from_backbone(scenes)
     assert not match.all() and match.any()
     for k in (*np.flatnonzero(~match)[:1], 3):
-        chat = processor.apply_chat_template([{"role": "user", "content": [
-            {"type": "image"}, {"type": "text", "text": critic.question.format(prompt=data.records[prompts[k]].prompt)}]}],
-            add_generation_prompt=True)
+        question = critic.question.format(prompt=data.records[prompts[k]].prompt)
+        chat = processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}],
+            add_generation_prompt=True,
+        )
         sent = processor(text=[chat], images=[Image.fromarray(data.images[images[k]])], return_tensors="pt")
         assert pairs.ids[k][pairs.mask[k].bool()].tolist() == sent["input_ids"][0].tolist()
         pixels = (pairs.images[k].permute(2, 0, 1).float() / 127.5 - 1)
@@ -104,7 +106,8 @@ def test_question_and_caption_rows_are_what_the_critic_sends(scenes):
         ids, described = pairs.ids[k], pairs.labels[k]
         if match[k]:
             assert (described[:-1][described[:-1] != IGNORE] == ids[1:][described[:-1] != IGNORE]).all()
-            assert processor.tokenizer.decode(described[described != IGNORE]).endswith("Answer yes or no.\n\n<|Assistant|>:")
+            text = processor.tokenizer.decode(described[described != IGNORE])
+            assert text.endswith("Answer yes or no.\n\n<|Assistant|>:")
         else:
             assert (described == IGNORE).all()
 

@@ -161,7 +161,8 @@ def train_lm(
 ) -> dict:
     """Train with a constant learning rate after warmup, so the snapshot at step s is the model
     that `steps=s` trains. Half of each batch is reasoning rows, half image rows, plus pair_batch
-    question pairs and as many captions of their images when `pairs` are given. Stops early (with a last snapshot) once `seconds` have
+    question pairs (both questions about each of pair_batch / 2 prompts) and as many captions of
+    their images when `pairs` are given. Stops early (with a last snapshot) once `seconds` have
     passed."""
     from .understanding import understanding_loss
 
