@@ -16,15 +16,15 @@ It reports images/s, searches/hour, peak GPU memory, rows per batched call, the 
 time goes (backbone calls, policy heads, critic, the rest on the host; each timed call ends with
 a device sync), and the projected wall time of GenEval's protocol (553 prompts x 4 searches,
 K = 10, no early stop) from the batched rate on 1 GPU, and on N GPUs from the measured speed-up.
-With --gpus N it runs itself under torchrun on N GPUs (every rank builds the same weights from
-the same seed, warms up as the one-GPU run did, then runs its shard of the prompts as `milr
-bench` shards them, --repeats times) and reports each repeat's N-GPU wall time (first rank start
-to last rank end) and its speed-up over the one-GPU run, with every rank's time split, GPU
-clocks and CPU affinity. Every process runs with the same number of torch threads (the host's
-cores / N) so that the runs differ only in their GPUs; --pin also pins each process to its own
-disjoint 1/N of the cores. With --load-check it saves the weights as a checkpoint and loads it
-in a fresh process through JanusBackbone.from_pretrained, reporting that process's peak host
-memory against the checkpoint's size.
+With --gpus N it first (while this process holds nothing on a GPU) runs itself under torchrun on N
+GPUs (every rank builds the same weights from the same seed, warms up as the one-GPU run did, then
+runs its shard of the prompts as `milr bench` shards them, --repeats times) and reports each
+repeat's N-GPU wall time (first rank start to last rank end) and its speed-up over the one-GPU run,
+with every rank's time split, GPU clocks and CPU affinity. Every process runs with the same number
+of torch threads (the host's cores / N) so that the runs differ only in their GPUs; --pin also pins
+each process to its own disjoint 1/N of the cores. With --load-check it saves the weights as a
+checkpoint and loads it in a fresh process through JanusBackbone.from_pretrained, reporting that
+process's peak host memory against the checkpoint's size.
 
     python benchmarks/bench_throughput.py --gpus 4 --load-check --out benchmarks/results/bench_throughput.json
 
@@ -302,11 +302,21 @@ def one_gpu(args, backbone, critic, records, device: str) -> dict:
 
 
 def worker(args) -> None:
-    """One torchrun rank: build, warm up as the one-GPU run did, then --repeats times: wait for all,
-    run this rank's shard batched, report times."""
+    """One torchrun rank; its traceback, if any, goes to rankN.error (torchrun's own report names
+    only the exit code)."""
+    rank = int(os.environ["RANK"])
+    try:
+        rank_run(args, rank, int(os.environ["WORLD_SIZE"]))
+    except BaseException:
+        (args.work / f"rank{rank}.error").write_text(traceback.format_exc())
+        raise
+
+
+def rank_run(args, rank: int, world: int) -> None:
+    """Build, warm up as the one-GPU run did, then --repeats times: wait for all, run this rank's
+    shard batched, report times."""
     import torch.distributed as dist
 
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     gpu = args.device == "cuda"
     device = f"cuda:{int(os.environ['LOCAL_RANK'])}" if gpu else "cpu"
     cpu = cpu_share(rank, world, args.pin)  # before any thread starts: they inherit the affinity
@@ -332,13 +342,14 @@ def worker(args) -> None:
 
 
 def many_gpus(args) -> dict:
-    for f in args.work.glob("rank*.json"):
+    for f in [*args.work.glob("rank*.json"), *args.work.glob("rank*.error")]:
         f.unlink()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(args.gpus),
            __file__, "--worker", *sys.argv[1:]]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(done.stderr[-3000:])
+        errors = [f"{f.stem}: {f.read_text()[-2500:]}" for f in sorted(args.work.glob("rank*.error"))]
+        raise RuntimeError("\n".join(errors) or done.stderr[-3000:])
     ranks = [json.loads((args.work / f"rank{r}.json").read_text()) for r in range(args.gpus)]
     repeats = []
     for r in range(args.repeats):
@@ -384,8 +395,8 @@ print(before, peak[0], rss("VmHWM:"), on_gpu, seconds, b.model.device, b.model.d
 
 
 def save_weights(args, backbone) -> dict:
-    """The one-GPU run's weights as a checkpoint for load_check (saved before the N-GPU part, which
-    needs GPU 0 free, and loaded after it, so that the part that matters most runs first)."""
+    """The one-GPU run's weights as a checkpoint for load_check (saved while that run's model is
+    still built, and loaded once it has left the GPU)."""
     from milr_janus.tiny import save_checkpoint
 
     folder = args.work / f"checkpoint-{args.shape}"
@@ -488,6 +499,9 @@ def main() -> None:
         print(name, json.dumps(res[name]), flush=True)
         save()
 
+    many = f"torchrun_{args.gpus}_gpus"
+    if args.gpus:  # first, while this process holds nothing on GPU 0 beside rank 0
+        run(many, lambda: many_gpus(args))
     t = time.perf_counter()
     backbone, critic, records = models(args, device)
     res["build_s"] = round(time.perf_counter() - t, 1)
@@ -495,12 +509,9 @@ def main() -> None:
     if args.load_check:
         run("load_check", lambda: save_weights(args, backbone))
     del backbone, critic
-    gc.collect()  # the weights must leave GPU 0 before torchrun starts
+    gc.collect()  # the weights must leave the GPU before the load check's process loads them
     if gpu:
         torch.cuda.empty_cache()
-    many = f"torchrun_{args.gpus}_gpus"
-    if args.gpus:
-        run(many, lambda: many_gpus(args))
     if "folder" in res.get("load_check", {}):
         run("load_check", lambda: load_check(args, res["load_check"], device))
     batched = res["one_gpu"].get("batched", {}).get("images_per_s")
