@@ -59,13 +59,6 @@ def test_self_critic_learned_to_answer_yes_or_no(scenes):
     assert mass >= 0.99, score.detail  # nearly all next-token mass on the two answers
 
 
-# the weights trained before captions existed are image-blind (docs/research.md); their
-# training.json has no matched-vs-swapped entry, which the recipe with captions writes
-BLIND = "self_matched_vs_swapped" not in json.loads((WEIGHTS / "training.json").read_text())
-
-
-@pytest.mark.xfail(BLIND, strict=True, reason="the shipped understanding branch is image-blind: its P(yes) "
-                   "depends on the prompt only (trained without captions); docs/research.md")
 def test_self_critic_prefers_matching_images_to_swapped_ones(scenes):
     # each prompt against its own correct render and against the render made for another prompt of
     # its tag that fails it: a critic blind to the image wins half of the pairs
