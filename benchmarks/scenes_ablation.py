@@ -148,7 +148,7 @@ def run(root: Path, limit: int, jobs: int, steps: int | None, device: str | None
         time.sleep(1)
 
 
-def table(root: Path, out: Path, device: str, bootstrap: int) -> None:
+def table(root: Path, out: Path, device: str, bootstrap: int, partial: bool = False) -> None:
     rows, missing = {}, []
     for name in ROWS:
         folders = []
@@ -165,7 +165,8 @@ def table(root: Path, out: Path, device: str, bootstrap: int) -> None:
     result = {"what": "benchmarks/scenes_ablation.py: milr bench scenes, janus-scenes, judged by scenes-oracle, "
                       f"K = {K}, threshold 0.9, seeds {list(SEEDS)}; every row against resample, paired by prompt",
               "device": device, "rows_defined": {n: vars(r) for n, r in ROWS.items()},
-              **scenes_table.build(rows, "resample" if "resample" in rows else None, bootstrap, COMPARISONS),
+              **scenes_table.build(rows, "resample" if "resample" in rows else None, bootstrap, COMPARISONS,
+                                 partial),
               "not_run": missing}
     for name, row in result["rows"].items():
         extra = f"  hacked {row['proxy_pass_oracle_fail']:.3f}" if "proxy_pass_oracle_fail" in row else ""
@@ -201,6 +202,7 @@ def main() -> None:
     t.add_argument("--out", type=Path, default=Path("benchmarks/results/scenes.json"))
     t.add_argument("--device-name", default=f"CPU ({platform.machine()}), float32")
     t.add_argument("--bootstrap", type=int, default=2000)
+    t.add_argument("--partial", action="store_true", help="allow prompts that cover the tags unevenly")
     p = sub.add_parser("pack")
     p.add_argument("--root", type=Path, default=Path("runs/scenes-ablation"))
     p.add_argument("--out", type=Path, required=True)
@@ -208,7 +210,7 @@ def main() -> None:
     if args.what == "run":
         run(args.root, args.limit, args.jobs, args.steps, args.device, args.gpus, args.deadline)
     elif args.what == "table":
-        table(args.root, args.out, args.device_name, args.bootstrap)
+        table(args.root, args.out, args.device_name, args.bootstrap, args.partial)
     else:
         pack(args.root, args.out)
 

@@ -84,13 +84,21 @@ def interval(values: np.ndarray) -> list[float]:
 
 
 def build(rows: dict[str, list[dict]], reference: str | None, b: int,
-          comparisons: tuple[tuple[str, str], ...] = ()) -> dict:
-    """The table; `comparisons` (a, b): a's accuracy minus b's, paired, beside the reference's."""
+          comparisons: tuple[tuple[str, str], ...] = (), partial: bool = False) -> dict:
+    """The table; `comparisons` (a, b): a's accuracy minus b's, paired, beside the reference's.
+    The prompts every folder finished must cover the tags the folders hold evenly (held-out sets are
+    ordered by tag, so a run stopped early holds the first tags only), unless `partial`."""
     common = sorted(set.intersection(*(set(f["prompts"]) for fs in rows.values() for f in fs)))
     if not common:
         raise SystemExit("error: the folders share no finished prompt")
     first = next(iter(rows.values()))[0]["prompts"]
     tags = np.array([first[i]["tag"] for i in common])
+    counts = {str(t): int((tags == t).sum()) for t in sorted(set(tags))}
+    seen = {p["tag"] for fs in rows.values() for f in fs for p in f["prompts"].values()}
+    if not partial and (set(counts) != seen or max(counts.values()) - min(counts.values()) > 1):
+        raise SystemExit(f"error: the {len(common)} prompts every folder finished cover the tags unevenly "
+                         f"({counts}; the folders hold {len(seen)} tags): an overall over them would not be "
+                         "the benchmark's; finish the runs or pass --partial")
     draws = resamples(tags, b)
 
     def per_prompt(folders: list[dict], key: str) -> np.ndarray:
@@ -126,7 +134,7 @@ def build(rows: dict[str, list[dict]], reference: str | None, b: int,
     paired = {f"{x} - {y}": {"difference": round(overall(correct[x] - correct[y], tags), 4),
                              "interval": interval(boot[x] - boot[y])}
               for x, y in comparisons if x in rows and y in rows}
-    return {"prompts": len(common), "reference": reference, "bootstrap": b, "rows": table,
+    return {"prompts": len(common), "tags": counts, "reference": reference, "bootstrap": b, "rows": table,
             **({"comparisons": paired} if comparisons else {})}
 
 
@@ -135,6 +143,7 @@ def main() -> None:
     ap.add_argument("rows", nargs="+", help="LABEL=FOLDER[,FOLDER...]")
     ap.add_argument("--reference", help="row the others are compared with, paired by prompt")
     ap.add_argument("--bootstrap", type=int, default=2000)
+    ap.add_argument("--partial", action="store_true", help="allow prompts that cover the tags unevenly")
     ap.add_argument("--out", required=True)
     ap.add_argument("--device", default=f"CPU ({platform.machine()}), 2 cores", help="where the folders were made")
     args = ap.parse_args()
@@ -145,7 +154,7 @@ def main() -> None:
     if args.reference and args.reference not in rows:
         raise SystemExit(f"error: --reference {args.reference} is not a row ({', '.join(rows)})")
     result = {"what": "milr bench scenes, janus-scenes, judged by scenes-oracle", "device": args.device,
-              **build(rows, args.reference, args.bootstrap)}
+              **build(rows, args.reference, args.bootstrap, partial=args.partial)}
     for name, row in result["rows"].items():
         extra = f"  vs ref {row['minus_reference']:+.3f} {row['minus_reference_interval']}" if "minus_reference" in row else ""
         print(f"{name:24} {row['accuracy']:.3f} {row['interval']}  images {row['mean_images']:5.2f}{extra}")

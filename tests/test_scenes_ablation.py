@@ -52,6 +52,18 @@ def test_comparisons_are_paired_differences_of_the_overall():
     assert np.isclose(out["rows"]["x"]["minus_reference"], 0.25)
 
 
+def test_a_set_stopped_early_that_covers_the_tags_unevenly_is_refused_unless_partial():
+    tags = ["a"] * 4 + ["b"] * 4
+    done = _folder([1] * 8, tags)
+    stopped = _folder([1] * 5, tags[:5])  # ordered by tag: the stopped run holds all of a, one of b
+    with pytest.raises(SystemExit, match="unevenly"):
+        scenes_table.build({"x": [done], "y": [stopped]}, None, 10)
+    out = scenes_table.build({"x": [done], "y": [stopped]}, None, 10, partial=True)
+    assert out["prompts"] == 5 and out["tags"] == {"a": 4, "b": 1}
+    even = {**done, "prompts": {i: done["prompts"][i] for i in (0, 1, 4, 5)}}  # 2 of a, 2 of b: accepted
+    assert scenes_table.build({"x": [done], "y": [even]}, None, 10)["tags"] == {"a": 2, "b": 2}
+
+
 def test_a_proxy_guided_folder_is_judged_once_and_the_verdict_kept(tmp_path):
     from PIL import Image
 
