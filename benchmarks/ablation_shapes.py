@@ -50,7 +50,7 @@ ROWS: dict[str, tuple[str, dict]] = {
 }
 
 
-def _toml(settings: dict) -> str:
+def config_text(settings: dict) -> str:
     return "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
 
 
@@ -59,7 +59,7 @@ def command(name: str, seed: int, device: str | None = None) -> list[str]:
     folder = ROOT / f"{name}-s{seed}"
     config = ROOT / "configs" / f"{name}.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(_toml(settings))
+    config.write_text(config_text(settings))
     cmd = [sys.executable, "-m", "milr_core", "bench", "shapes", "--mode", mode, "--seed", str(seed),
            "--config", str(config), "--out", str(folder), "--json"]
     if mode in ("milr", "resample"):

@@ -174,7 +174,7 @@ class ClockWatch:
             for s in self.samples:
                 try:
                     out.append(float(s[key]))
-                except ValueError:  # "[N/A]"
+                except (KeyError, ValueError):  # a column nvidia-smi left out, "[N/A]"
                     pass
             return out
 
@@ -198,7 +198,7 @@ def timed_bench(args, backbone, critic, records, indices, work: Path, device: st
     if gpu:
         torch.cuda.reset_peak_memory_stats()
     clocks = ClockWatch(device) if gpu else nullcontext()
-    with watched(backbone, critic, device) as (calls, rows, decoders), clocks as watch:
+    with watched(backbone, critic, device) as (seconds_by_call, rows, decoders), clocks as watch:
         sync(device)
         start, wall = time.perf_counter(), time.time()
         bench.run_prompts(list(indices))
@@ -212,7 +212,8 @@ def timed_bench(args, backbone, critic, records, indices, work: Path, device: st
         "images_per_s": round(images / seconds, 4), "searches_per_hour": round(3600 * len(results) / seconds, 1),
         "slots": bench.slots, "pooled": bench.pool, "start": wall, "end": wall + seconds,
         "rows_per_draw_call": {"max": max(rows), "mean": round(sum(rows) / len(rows), 2), "calls": len(rows)},
-        "seconds_in": {**{k: round(v, 2) for k, v in calls.items()}, "host": round(seconds - sum(calls.values()), 2)},
+        "seconds_in": {**{k: round(v, 2) for k, v in seconds_by_call.items()},
+                       "host": round(seconds - sum(seconds_by_call.values()), 2)},
         "decoders": decoders,
     }
     if gpu:

@@ -22,10 +22,11 @@ Rows (K = 10 for every search unless the row is about the budget; threshold 0.9 
     python benchmarks/scenes_ablation.py table --root runs/scenes-ablation --out benchmarks/results/scenes.json
     python benchmarks/scenes_ablation.py pack --root runs/scenes-ablation --out scenes-ablation.tar.gz
 
-On a GPU host: `run ... --jobs 42 --device cuda --gpus 4 --deadline 380` (the jobs spread evenly over the 4 GPUs).
+On a GPU host: `run ... --jobs 42 --device cuda --gpus 4 --deadline 330` (the jobs spread evenly over the 4 GPUs).
 Every command runs in float32 (`--dtype float32`) on any device, so GPU folders are the same computation
-as the CPU commands. `table` reads whatever is finished: the prompts that every row finished, a
-folder missing or empty is listed as not run. `pack` keeps what `table` needs (settings, per-prompt
+as the CPU commands. `table` reads whatever is finished: the prompts that every row finished (refused
+when they cover the tags unevenly, as a run stopped early does, unless `--partial`); a folder missing
+or empty is listed as not run. `pack` keeps what `table` needs (settings, per-prompt
 results, oracle verdicts, traces), without images: run `table` before it, so that the self-guided rows'
 images are judged while they exist.
 """
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import scenes_table
-from ablation_shapes import _toml
+from ablation_shapes import config_text
 
 SEEDS = (0, 100000)
 K = 10
@@ -101,7 +102,7 @@ def command(root: Path, name: str, seed: int, limit: int, steps: int | None, dev
     row = ROWS[name]
     config = root / "configs" / f"{name}.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(_toml(row.settings))
+    config.write_text(config_text(row.settings))
     cmd = [sys.executable, "-m", "milr_core", "bench", "scenes", "--mode", row.mode, "--limit", str(limit),
            "--seed", str(seed), "--config", str(config), "--out", str(root / f"{name}-s{seed}"),
            "--dtype", "float32", "--json"]
@@ -137,7 +138,8 @@ def run(root: Path, limit: int, jobs: int, steps: int | None, device: str | None
             if proc.poll() is not None:
                 log.close()
                 del running[item]
-                print(f"{item[0]} seed {item[1]}: exit {proc.returncode} at {time.monotonic() - start:.0f} s", flush=True)
+                seconds = time.monotonic() - start
+                print(f"{item[0]} seed {item[1]}: exit {proc.returncode} at {seconds:.0f} s", flush=True)
         if deadline is not None and time.monotonic() - start > deadline:
             for item, (proc, log, _) in running.items():
                 proc.terminate()

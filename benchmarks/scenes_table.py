@@ -40,6 +40,7 @@ def load_folder(folder: Path) -> dict:
     from milr_rewards_geneval.scenes_oracle import ScenesOracle
     from PIL import Image
 
+    from milr_core.files import atomic_json
     from milr_core.interfaces import PromptRecord
 
     config = json.loads((folder / "config.json").read_text())["settings"]
@@ -55,8 +56,8 @@ def load_folder(folder: Path) -> dict:
             if not kept.is_file():
                 meta = json.loads((path.parent / "metadata.jsonl").read_text().splitlines()[0])
                 verdict = oracle.verdict(Image.open(path.parent / sample["file"]), PromptRecord.from_dict(meta))
-                kept.write_text(json.dumps({"file": sample["file"], "correct": verdict.correct,
-                                            "fraction": verdict.fraction, "reason": verdict.reason}) + "\n")
+                atomic_json(kept, {"file": sample["file"], "correct": verdict.correct,
+                                   "fraction": verdict.fraction, "reason": verdict.reason})
             correct = json.loads(kept.read_text())["correct"]
             proxy = sample["reward"] is not None and sample["reward"] > config["run"]["threshold"]
         records[result["index"]] = {"tag": result["tag"], "correct": correct, "proxy": proxy,
@@ -106,6 +107,10 @@ def build(rows: dict[str, list[dict]], reference: str | None, b: int,
 
     correct = {name: per_prompt(fs, "correct") for name, fs in rows.items()}
     boot = {name: np.array([overall(c[d], tags[d]) for d in draws]) for name, c in correct.items()}
+
+    def paired(x: str, y: str) -> tuple[float, list[float]]:
+        """x's overall minus y's, and its interval over the same resamples."""
+        return round(overall(correct[x] - correct[y], tags), 4), interval(boot[x] - boot[y])
     table = {}
     for name, folders in rows.items():
         row = {
@@ -120,9 +125,7 @@ def build(rows: dict[str, list[dict]], reference: str | None, b: int,
             "mean_images": round(float(per_prompt(folders, "images").mean()), 2),
         }
         if reference and name != reference:
-            diff = correct[name] - correct[reference]
-            row["minus_reference"] = round(overall(diff, tags), 4)
-            row["minus_reference_interval"] = interval(boot[name] - boot[reference])
+            row["minus_reference"], row["minus_reference_interval"] = paired(name, reference)
         if all(f["prompts"][common[0]]["proxy"] is not None for f in folders):
             proxy = per_prompt(folders, "proxy")
             row["proxy_pass"] = round(float(proxy.mean()), 4)
@@ -131,11 +134,10 @@ def build(rows: dict[str, list[dict]], reference: str | None, b: int,
             row["proxy_pass_oracle_fail"] = round(float(hacked.mean()), 4)
             row["proxy_pass_oracle_fail_interval"] = interval(np.array([hacked[d].mean() for d in draws]))
         table[name] = row
-    paired = {f"{x} - {y}": {"difference": round(overall(correct[x] - correct[y], tags), 4),
-                             "interval": interval(boot[x] - boot[y])}
-              for x, y in comparisons if x in rows and y in rows}
+    differences = {f"{x} - {y}": dict(zip(("difference", "interval"), paired(x, y)))
+                   for x, y in comparisons if x in rows and y in rows}
     return {"prompts": len(common), "tags": counts, "reference": reference, "bootstrap": b, "rows": table,
-            **({"comparisons": paired} if comparisons else {})}
+            **({"comparisons": differences} if comparisons else {})}
 
 
 def main() -> None:

@@ -146,13 +146,15 @@ class RunConfig(BaseModel):
         False,
         description="Estimator variant (a learned baseline): with one sample per step, each update's baseline is "
         "the mean reward of the images before the rewarded one (the first update uses `baseline`). With binary "
-        "rewards every earlier image failed, so it is 0: pair it with reward_shaping = fraction.",
+        "rewards and a threshold below 1 every earlier image failed, so it is 0: pair it with reward_shaping = "
+        "fraction. Needs samples = 1 (more samples use a leave-one-out baseline).",
     )
     prefix_schedule: Literal["fixed", "first-score"] = Field(
         "fixed",
         description="Prefix ratios per prompt: fixed (text_ratio and image_ratio) or first-score, both ratios times "
-        "2 - s, s the critic's score of the first image (clamped to 0..1): a first image far from the prompt "
-        "searches up to twice the prefix, one that nearly passes keeps the fixed ratios.",
+        "2 - s, s the mean critic value (not the shaped reward) of step 0's images, clamped to 0..1, each ratio "
+        "capped at 1: a first image far from the prompt searches up to twice the prefix, one that nearly passes "
+        "keeps the fixed ratios.",
     )
     frozen: bool = Field(
         False,
@@ -170,6 +172,12 @@ class RunConfig(BaseModel):
         if preset not in PRESETS:
             return data  # the field's own check names the allowed values
         return {**PRESETS[preset], **data}
+
+    @model_validator(mode="after")
+    def _running_baseline_needs_one_sample(self) -> RunConfig:
+        if self.running_baseline and self.samples > 1:
+            raise ValueError("running_baseline needs samples = 1 (more samples use a leave-one-out baseline)")
+        return self
 
 
 # a config file holds run settings (at the top level or under [run]) and component options

@@ -370,13 +370,13 @@ class Milr:
         stopped_early = best[2] > c.threshold and len(steps) <= c.steps
         return Result.from_steps(steps, stopped_early, c.return_image)
 
-    def _update(self, latents, start, prefixes, optimizers, groups, rewards, baseline: float | None = None) -> float | None:
+    def _update(self, latents, start, prefixes, optimizers, groups, rewards, baseline: float) -> float | None:
         """One policy-gradient step on the moving groups; None when nothing could be learned."""
         r = torch.tensor(rewards, dtype=torch.float32)
         valid = ~torch.isnan(r)
         if not groups or not valid.any():
             return None
-        adv = advantages(r[valid], self.config.baseline if baseline is None else baseline)
+        adv = advantages(r[valid], baseline)
         if self.config.advantage_norm and adv.numel() > 1:
             adv = adv / (adv.std() + 1e-6)
         loss = torch.zeros(())

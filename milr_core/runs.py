@@ -33,8 +33,9 @@ CONFIG, TRACE, FINAL, STATE = "config.json", "trace.jsonl", "final.json", "state
 
 
 def _settings_digest(record: RunRecord) -> str:
-    """What makes two runs the same run: prompt, components with their options, RunConfig."""
-    same = record.model_dump(mode="json", include={"prompt", "run"})
+    """What makes two runs the same run: prompt, components with their options, RunConfig. Fields
+    at their defaults are left out, so that a field added later keeps older states resumable."""
+    same = {"prompt": record.prompt, "run": record.run.model_dump(mode="json", exclude_defaults=True)}
     same |= {kind: {"name": c.name, "options": c.options} for kind, c in (("backbone", record.backbone),
                                                                          ("critic", record.critic))}
     return hashlib.sha256(repr(sorted(same.items())).encode()).hexdigest()

@@ -86,6 +86,12 @@ def test_tiny_janus_searches_at_once_equal_one_at_a_time(tiny, pool, text_temper
     assert len({len(r.steps) for r in alone}) > 1  # some stopped early: their slots went to the next prompt
 
 
+def test_first_score_prefixes_searches_at_once_equal_one_at_a_time(tiny):
+    # step 0 keeps the latents of twice the image prefix: its draws differ in shape from the others'
+    config = RunConfig(steps=2, max_reasoning_tokens=6, threshold=0.7, prefix_schedule="first-score", **TINY)
+    _compare(tiny, PixelCritic(), Joint(), [PromptRecord(p) for p in PROMPTS[:3]], config, pool=True, slots=2)
+
+
 def test_greedy_images_and_alternating_strategy(tiny):
     config = RunConfig(steps=2, max_reasoning_tokens=6, threshold=1.0, temperature=1.0, text_temperature=0.0, **TINY,
                        continuation_temperature=0.0, strategy="alt")

@@ -157,6 +157,14 @@ def test_changed_settings_are_refused_unless_mixing_is_forced(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["mixed_with"] == [settings]
 
 
+def test_a_folder_made_before_a_field_existed_resumes_while_the_field_is_at_its_default(tmp_path):
+    folder = BenchDir(tmp_path)
+    folder.write_config({"mode": "milr", "run": {"steps": 2}}, {"versions": {}}, None)  # no image_lr_scale yet
+    assert folder.check({"mode": "milr", "run": {"steps": 2, "image_lr_scale": 1.0}}, force_mix=False)
+    with pytest.raises(MilrError, match=re.escape("run.image_lr_scale: None -> 3.0")):
+        folder.check({"mode": "milr", "run": {"steps": 2, "image_lr_scale": 3.0}}, force_mix=False)
+
+
 def test_a_foreign_folder_is_not_mixed_into(tmp_path):
     (tmp_path / "00000").mkdir()
     with pytest.raises(MilrError, match="prompt folders but no config.json"):

@@ -54,7 +54,7 @@ def test_update_direction_follows_the_advantage(sign):
     before = {g: log_prob(m.policy_logits(g, m.latents[g]), prefixes[g]).item() for g in (TEXT, IMAGE)}
     opts = {g: torch.optim.Adam([z], lr=0.1) for g, z in m.latents.items()}
     reward = 0.5 + 0.5 * sign  # advantage +0.5 or -0.5
-    m._update(m.latents, m.start, prefixes, opts, {TEXT, IMAGE}, [reward])
+    m._update(m.latents, m.start, prefixes, opts, {TEXT, IMAGE}, [reward], m.config.baseline)
     after = {g: log_prob(m.policy_logits(g, m.latents[g]), prefixes[g]).item() for g in (TEXT, IMAGE)}
     for g in (TEXT, IMAGE):
         assert (after[g] - before[g]) * sign > 0, g
@@ -256,6 +256,8 @@ def test_running_baseline_is_the_mean_of_the_earlier_rewards():
     fixed._update = lambda *a: seen_fixed.append(a[-1]) or update_fixed(*a)
     fixed.run(RECORD)
     assert seen_fixed == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="running_baseline needs samples = 1"):
+        config(running_baseline=True, samples=4)  # leave-one-out would ignore it
 
 
 @pytest.mark.parametrize("first, image_positions, text_positions", [(0.0, 4, 4), (0.75, 3, 3), (1.0, 2, 2)])

@@ -30,6 +30,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from ..config import RunConfig
 from ..errors import MilrError
 from ..files import atomic_image, atomic_json, atomic_write
 from ..records import PromptResult, read
@@ -81,7 +82,7 @@ class BenchDir:
                 old = json.loads(path.read_text())
             except json.JSONDecodeError:
                 raise MilrError(f"{path} is not valid JSON; remove it or choose another --out") from None
-            before = old.get("settings", {})
+            before = with_new_defaults(old.get("settings", {}), settings)
             grown = (extends is not None and isinstance(before.get("prompts"), int)
                      and before["prompts"] < settings["prompts"]
                      and extends(before["prompts"]) == before.get("prompts_sha256"))
@@ -171,3 +172,15 @@ class BenchDir:
                     "metadata": json.dumps(metadata),  # upstream's json.dumps of what it json.load-ed
                 }, ensure_ascii=False) + "\n")
         atomic_write(path, "".join(lines).encode())
+
+
+def with_new_defaults(before: dict, settings: dict) -> dict:
+    """A folder's settings with the RunConfig fields it predates taken at their defaults, where this
+    run has them at their defaults too: a field added later does not make an old run another run."""
+    run = before.get("run")
+    if not isinstance(run, dict):
+        return before
+    fields = RunConfig.model_fields
+    added = {k: v for k, v in settings.get("run", {}).items()
+             if k not in run and k in fields and v == fields[k].default}
+    return {**before, "run": {**run, **added}} if added else before

@@ -24,6 +24,7 @@ artefacts as drawn images do.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +58,7 @@ class Pairs:
         return len(self.ids)
 
     def to(self, device) -> Pairs:
-        return Pairs(*(t.to(device) for t in vars(self).values()))
+        return Pairs(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
 
 
 def draw_pairs(world, examples, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
