@@ -50,18 +50,17 @@ ROWS: dict[str, tuple[str, dict]] = {
 }
 
 
-def config_text(settings: dict) -> str:
-    return "".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items())
+def bench_command(benchmark: str, mode: str, seed: int, settings: dict, config: Path, out: Path) -> list[str]:
+    """`milr bench` with the row's settings written to `config` (a TOML file) and its JSON summary."""
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
+    return [sys.executable, "-m", "milr_core", "bench", benchmark, "--mode", mode, "--seed", str(seed),
+            "--config", str(config), "--out", str(out), "--json"]
 
 
 def command(name: str, seed: int, device: str | None = None) -> list[str]:
     mode, settings = ROWS[name]
-    folder = ROOT / f"{name}-s{seed}"
-    config = ROOT / "configs" / f"{name}.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(config_text(settings))
-    cmd = [sys.executable, "-m", "milr_core", "bench", "shapes", "--mode", mode, "--seed", str(seed),
-           "--config", str(config), "--out", str(folder), "--json"]
+    cmd = bench_command("shapes", mode, seed, settings, ROOT / "configs" / f"{name}.toml", ROOT / f"{name}-s{seed}")
     if mode in ("milr", "resample"):
         cmd += ["--steps", str(K)]
     if mode == "best-of-n":

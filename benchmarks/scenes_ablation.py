@@ -38,14 +38,13 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import scenes_table
-from ablation_shapes import config_text
+from ablation_shapes import bench_command
 
 SEEDS = (0, 100000)
 K = 10
@@ -100,12 +99,8 @@ COMPARISONS = (
 def command(root: Path, name: str, seed: int, limit: int, steps: int | None, device: str | None) -> list[str]:
     """The row's `milr bench scenes` command; `steps` replaces every row's K (and N = steps + 1)."""
     row = ROWS[name]
-    config = root / "configs" / f"{name}.toml"
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(config_text(row.settings))
-    cmd = [sys.executable, "-m", "milr_core", "bench", "scenes", "--mode", row.mode, "--limit", str(limit),
-           "--seed", str(seed), "--config", str(config), "--out", str(root / f"{name}-s{seed}"),
-           "--dtype", "float32", "--json"]
+    cmd = bench_command("scenes", row.mode, seed, row.settings, root / "configs" / f"{name}.toml",
+                        root / f"{name}-s{seed}") + ["--limit", str(limit), "--dtype", "float32"]
     if row.steps is not None:
         cmd += ["--steps", str(row.steps if steps is None else steps)]
     if row.n is not None:
