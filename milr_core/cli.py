@@ -16,7 +16,7 @@ from .api import DEFAULT_BACKBONE, DEFAULT_CRITIC
 from .bench.cli import bench, evaluate, export
 from .console import err, explain, fail, out
 from .errors import MilrError
-from .flags import BACKBONE_OPTION, CRITIC_OPTION, key_values, run_options
+from .flags import BACKBONE_OPTION, CONFIG_OPTION, CRITIC_OPTION, DTYPE_OPTION, key_values, run_options
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]},
                   help="MILR: test-time latent reasoning for image generators.")
@@ -56,12 +56,12 @@ def generate(
     critic: str = typer.Option(DEFAULT_CRITIC, "--critic", "-c", help="Critic name (see `milr plugins`)."),
     backbone_option: Optional[list[str]] = BACKBONE_OPTION,
     critic_option: Optional[list[str]] = CRITIC_OPTION,
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file: run settings, and backbone / critic option tables."),
+    config: Optional[Path] = CONFIG_OPTION,
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/<prompt>-<time>)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Empty a non-empty output folder first."),
     resume: bool = typer.Option(False, "--resume", help="Go on with the interrupted run in --out; prompt and settings must be the same."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ... (default: best available)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, float16 (default: by device)."),
+    dtype: Optional[str] = DTYPE_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON (progress stays on stderr)."),
     run: dict[str, Any] = None,
 ) -> None:

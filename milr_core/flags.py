@@ -77,3 +77,6 @@ BACKBONE_OPTION = typer.Option(None, "--backbone-option", metavar="KEY=VALUE",
                                help="A backbone option (repeatable; see `milr plugins --options NAME`).")
 CRITIC_OPTION = typer.Option(None, "--critic-option", metavar="KEY=VALUE",
                              help="A critic option (repeatable; see `milr plugins --options NAME`).")
+CONFIG_OPTION = typer.Option(None, "--config",
+                             help="TOML, YAML or JSON file: run settings, and backbone / critic option tables.")
+DTYPE_OPTION = typer.Option(None, "--dtype", help="float32, bfloat16, float16 (default: by device).")

@@ -10,7 +10,7 @@ import typer
 
 from ..console import err, explain, fail, out
 from ..errors import MilrError
-from ..flags import BACKBONE_OPTION, CRITIC_OPTION, choices, key_values, run_options
+from ..flags import BACKBONE_OPTION, CONFIG_OPTION, CRITIC_OPTION, DTYPE_OPTION, choices, key_values, run_options
 from .export import FORMATS
 from .modes import MODES
 
@@ -42,11 +42,11 @@ def bench(
     n: Optional[int] = typer.Option(None, "--n", help="Best-of-N: N images per run."),
     n_from: Optional[Path] = typer.Option(None, "--n-from", help="Best-of-N: N = a MILR bench folder's mean images."),
     images_per_prompt: int = typer.Option(1, "--images-per-prompt", min=1, help="Runs per prompt (GenEval: 4)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML, YAML or JSON file: run settings, and backbone / critic option tables."),
+    config: Optional[Path] = CONFIG_OPTION,
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (runs/bench-<name>-<mode>)."),
     force_mix: bool = typer.Option(False, "--force-mix", help="Add to a folder made with other settings."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda ... (under torchrun: each rank's GPU)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, bfloat16, float16 (default: by device)."),
+    dtype: Optional[str] = DTYPE_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (progress stays on stderr)."),
     run: dict[str, Any] = None,
 ) -> None:
